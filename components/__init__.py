@@ -1,0 +1,2 @@
+"""KFP components: one folder per step, each with `core.py` (logic, no kfp) and
+`component.py` (the only place its `@dsl.component` lives)."""

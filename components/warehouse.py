@@ -74,7 +74,9 @@ def parse_uri(uri: str) -> WarehouseURI:
             raise WarehouseError(f"warehouse URI {uri!r} names no BigQuery project")
         location = parse_qs(parsed.query).get("location", [""])[0]
         return WarehouseURI("bigquery", project=parsed.netloc, location=location)
-    raise WarehouseError(f"unknown warehouse scheme {parsed.scheme!r} in {uri!r} (use duckdb:// or bigquery://)")
+    raise WarehouseError(
+        f"unknown warehouse scheme {parsed.scheme!r} in {uri!r} (use duckdb:// or bigquery://)"
+    )
 
 
 @contextmanager

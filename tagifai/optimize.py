@@ -1,0 +1,81 @@
+"""Hyperparameter search: an Optuna objective that maximizes validation F1.
+
+Pruning sees the same metric the study optimizes: each epoch reports validation F1 and
+the trial's value is the F1 of its last epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from tagifai.config import SearchSpace, TrainParams
+from tagifai.data import LabelEncoder
+from tagifai.train import train
+
+# Called with (trial, params, value, model) after each completed trial: tracking hooks.
+TrialHook = Callable[[optuna.trial.Trial, TrainParams, float, Any], None]
+
+
+def suggest_params(trial: optuna.trial.Trial, base: TrainParams, space: SearchSpace) -> TrainParams:
+    return base.with_(
+        analyzer=trial.suggest_categorical("analyzer", list(space.analyzers)),
+        ngram_max_range=trial.suggest_int("ngram_max_range", *space.ngram_max_range),
+        learning_rate=trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+        power_t=trial.suggest_float("power_t", *space.power_t),
+    )
+
+
+def make_objective(
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    base: TrainParams | None = None,
+    space: SearchSpace | None = None,
+    label_encoder: LabelEncoder | None = None,
+    on_trial: TrialHook | None = None,
+) -> Callable[[optuna.trial.Trial], float]:
+    base = base or TrainParams()
+    space = space or SearchSpace()
+    encoder = label_encoder or LabelEncoder.fit(pd.concat([train_df["tag"], val_df["tag"]]))
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        params = suggest_params(trial, base, space)
+
+        def report(epoch: int, val_f1: float) -> None:
+            trial.report(val_f1, step=epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} with val F1 {val_f1:.4f}")
+
+        model = train(train_df, val_df, params, encoder, on_epoch=report)
+        value = model.history[-1]["val_f1"]
+        trial.set_user_attr("threshold", model.threshold)
+        if on_trial is not None:
+            on_trial(trial, params, value, model)
+        return value
+
+    return objective
+
+
+def create_study(
+    study_name: str, storage: str | None = None, seed: int = 0, startup_trials: int = 5
+) -> optuna.Study:
+    """A maximizing study (shared when `storage` is an RDB URL) with a median pruner.
+
+    Each parallel worker passes its own `seed` so workers do not propose the same points.
+    """
+    return optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=5),
+    )
+
+
+def best_params(study: optuna.Study, base: TrainParams | None = None) -> TrainParams:
+    """The base params updated with the best trial's values."""
+    return (base or TrainParams()).with_(**study.best_trial.params)

@@ -1,0 +1,34 @@
+"""Load a trained model directory and predict tags (with the `other` fallback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tagifai.config import DataConfig
+from tagifai.data import STOPWORDS, clean_text
+from tagifai.model import TagModel
+
+
+def load(model_dir: str | Path) -> TagModel:
+    """Load a model saved by `TagModel.save` (a directory)."""
+    return TagModel.load(model_dir)
+
+
+def predict(
+    model: TagModel, texts: list[str], cfg: DataConfig | None = None, fallback: bool = True
+) -> list[dict[str, Any]]:
+    """Predict a tag for each raw text (title + description); cleaning is applied here."""
+    cfg = cfg or DataConfig()
+    stop = STOPWORDS if cfg.remove_stopwords else None
+    cleaned = [clean_text(t, lower=cfg.lower, stopwords=stop) for t in texts]
+    proba = model.predict_proba(cleaned)
+    tags = model.label_encoder.decode(model.predict_indices(cleaned, fallback=fallback))
+    return [
+        {
+            "input_text": raw,
+            "predicted_tag": tag,
+            "probabilities": dict(zip(model.classes, map(float, p), strict=True)),
+        }
+        for raw, tag, p in zip(texts, tags, proba, strict=True)
+    ]

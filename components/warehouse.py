@@ -130,7 +130,7 @@ def frame_version(df: pd.DataFrame) -> str:
 
     if df.empty:
         return hashlib.sha256(",".join(map(str, df.columns)).encode()).hexdigest()[:16]
-    row_hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    row_hashes = pd.util.hash_pandas_object(df, index=False).to_numpy().copy()
     row_hashes.sort()
     h = hashlib.sha256(",".join(map(str, df.columns)).encode())
     h.update(row_hashes.tobytes())

@@ -1,0 +1,1 @@
+"""dbt_transform: build the labeled_projects mart with dbt (models + data tests) into the audit schema."""

@@ -1,0 +1,55 @@
+"""KFP wrapper of the dbt_transform step (logic in ``components.dbt_transform.core``)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Markdown, Output
+
+from components.images import IMAGES
+
+
+@dsl.component(base_image=IMAGES["dbt_transform"], install_kfp_package=False)
+def dbt_transform(
+    projects: Input[Dataset],
+    tags: Input[Dataset],
+    warehouse: str,
+    labeled_projects: Output[Dataset],
+    run_results: Output[Markdown],
+    target_schema: str = "mlops_course_audit",
+):
+    """Build the labeled_projects mart with dbt: staging models, the mart and their data tests.
+
+    The task fails, naming each failing model and test, when dbt does not build cleanly.
+
+    Args:
+        projects: Reference to the raw projects table (from airbyte_sync or ge_validate).
+        tags: Reference to the raw tags table, in the same schema as projects.
+        warehouse: Warehouse URI: ``duckdb:///abs/file.duckdb`` or ``bigquery://PROJECT``.
+        target_schema: Schema (BigQuery dataset) the models build into: the audit schema.
+
+    Returns:
+        labeled_projects: Reference to <target_schema>.labeled_projects: rows, data version, dbt invocation id.
+        run_results: Markdown table of every dbt model and test with its status, failures and timing.
+    """
+    from pathlib import Path
+
+    from components.artifacts import TableRef, read_table_ref, write_table_ref
+    from components.dbt_transform.core import MART, run_dbt
+
+    sources = {}
+    for name, artifact in (("projects", projects), ("tags", tags)):
+        ref = read_table_ref(artifact.path)
+        # The dbt sources are fixed tables: refuse to transform anything but what was validated.
+        if ref is None or ref.table != name:
+            raise ValueError(f"input {name} must reference the raw table {name!r}, got {ref}")
+        sources[name] = ref
+    raw_schema = sources["projects"].schema
+    if sources["tags"].schema != raw_schema:
+        raise ValueError(f"projects and tags must be in one schema, got {[r.fqn for r in sources.values()]}")
+
+    result = run_dbt(warehouse, target_schema=target_schema, raw_schema=raw_schema)
+    Path(run_results.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(run_results.path).write_text(result.summary_markdown())
+    run_results.metadata["dbt_invocation_id"] = result.invocation_id
+    mart = TableRef(result.warehouse, target_schema, MART, result.rows or 0, result.data_version)
+    write_table_ref(labeled_projects, mart)
+    labeled_projects.metadata["dbt_invocation_id"] = result.invocation_id
+    labeled_projects.metadata["source_versions"] = {n: r.data_version for n, r in sources.items()}

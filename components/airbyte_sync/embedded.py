@@ -1,0 +1,333 @@
+"""Embedded mode: load one source stream from CSV into DuckDB as Airbyte would.
+
+The raw table looks like the one Airbyte's DuckDB destination writes: the three
+``_airbyte_*`` meta columns followed by the typed data columns, so the downstream SQL
+(dbt staging models, GX suites) is the same whether Airbyte or this loader ran.
+
+Guarantees:
+
+- full refresh, overwrite: the raw table holds exactly the file's records afterwards;
+- atomic and lossless: the whole file is parsed and checked in a staging table inside
+  one transaction, and only then does it replace the raw table in that same
+  transaction; any error rolls back and leaves the previous raw table as it was;
+- idempotent: the meta columns are derived from the content, and an unchanged source
+  keeps its first extraction time, so loading the same file twice leaves an identical
+  table.
+
+Only what cannot be typed is rejected here. Duplicates and nulls load as they are: the
+validation step reports them, with counts, in its suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import re
+import time
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from components.artifacts import TableRef
+from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, ident, parse_uri
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger(__name__)
+
+# Streams of the source and their typed columns, in the order the raw table has them.
+STREAMS: dict[str, dict[str, str]] = {
+    "projects": {"id": "BIGINT", "created_on": "TIMESTAMP", "title": "VARCHAR", "description": "VARCHAR"},
+    "tags": {"id": "BIGINT", "tag": "VARCHAR"},
+}
+META_COLUMNS: tuple[str, ...] = ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta")
+
+# What a value must look like to be typed. DuckDB's casts are too lenient to rely on
+# alone: '1.5'::BIGINT rounds to 2, '1e3' and '0x10' are integers, 'epoch' and
+# 'infinity' are timestamps, and a UTC offset is silently dropped.
+_INTEGER = r"[+-]?[0-9]+"
+_TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+
+# Strict, fully explicit CSV dialect: RFC 4180 quoting, no sniffing, no row skipping or
+# padding, so a malformed file fails instead of loading something else.
+_CSV_OPTIONS = (
+    "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+    "strict_mode = true, null_padding = false, ignore_errors = false, encoding = 'utf-8', "
+    "allow_quoted_nulls = false, max_line_size = 67108864"
+)
+
+
+class SourceError(ValueError):
+    """The source file cannot be loaded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class _Check:
+    column: str
+    pattern: str
+    sql_type: str
+    expected: str
+
+
+def load_stream(
+    source_dir: str | Path,
+    stream: str,
+    warehouse_uri: str,
+    *,
+    schema: str = RAW_SCHEMA,
+    lock_wait_s: float = 120.0,
+) -> TableRef:
+    """Load ``<source_dir>/<stream>.csv`` into the raw table ``<schema>.<stream>``.
+
+    Args:
+        source_dir: Folder holding ``projects.csv`` and ``tags.csv``.
+        stream: ``projects`` or ``tags``.
+        warehouse_uri: A DuckDB warehouse (``duckdb:///path`` or a bare path).
+        schema: Schema of the raw tables.
+        lock_wait_s: How long to wait for another process (e.g. the sync of the other
+            stream, running in parallel on the same DuckDB file) to release the file.
+
+    Returns:
+        A reference to the loaded table: rows and the content version.
+
+    Raises:
+        SourceError: The file is missing, empty or malformed, or a value cannot be typed.
+        WarehouseError: The warehouse is not DuckDB, or an identifier is invalid.
+    """
+    if stream not in STREAMS:
+        raise SourceError(f"unknown stream {stream!r}: expected one of {', '.join(STREAMS)}")
+    ident(schema)
+    wh = parse_uri(warehouse_uri)
+    if wh.kind != "duckdb":
+        raise WarehouseError(
+            f"embedded mode loads into DuckDB only, not {warehouse_uri!r}; to load BigQuery run "
+            "airbyte_sync with mode='server' against an Airbyte connection whose destination is "
+            "BigQuery"
+        )
+    path = Path(source_dir) / f"{stream}.csv"
+    columns = _checked_columns(path, STREAMS[stream])
+
+    started = time.monotonic()
+    with ExitStack() as stack:
+        con = _connect_waiting_for_lock(stack, Path(wh.path), lock_wait_s)
+        con.begin()
+        try:
+            rows, version = _replace_raw_table(con, path, stream, schema, columns)
+            con.commit()
+        except BaseException:
+            with suppress(Exception):  # the original error is the one to report
+                con.rollback()
+            raise
+    log.info(
+        "loaded %s rows from %s into %s.%s (version %s) in %.1f s",
+        rows,
+        path,
+        schema,
+        stream,
+        version,
+        time.monotonic() - started,
+    )
+    return TableRef(warehouse=str(wh), schema=schema, table=stream, rows=rows, data_version=version)
+
+
+def _connect_waiting_for_lock(stack: ExitStack, path: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file for writing; DuckDB allows one writing process, so wait our turn."""
+    import duckdb
+
+    deadline = time.monotonic() + wait_s
+    delay = 0.1
+    while True:
+        try:
+            return stack.enter_context(duckdb_connect(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() + delay > deadline:
+                raise WarehouseError(
+                    f"DuckDB warehouse {path} stayed locked by another process for {wait_s:.0f} s: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from exc
+            log.info("DuckDB warehouse %s is locked by another process; retrying in %.1f s", path, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _checked_columns(path: Path, expected: dict[str, str]) -> list[str]:
+    """The file's column names in file order, once they are exactly the expected set."""
+    if not path.parent.is_dir():
+        raise SourceError(f"{path}: source folder {path.parent} does not exist")
+    if not path.is_file():
+        raise SourceError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: file is empty (0 bytes); expected a header and rows")
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        line = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: header is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    header = next(csv.reader([line.rstrip("\r\n")]), [])
+    want = list(expected)
+    missing = [c for c in want if c not in header]
+    extra = [c for c in header if c not in expected]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if missing or extra or duplicated:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            problems.append(f"unexpected column(s) {', '.join(repr(c) for c in extra)}")
+        if duplicated:
+            problems.append(f"repeated column(s) {', '.join(duplicated)}")
+        raise SourceError(
+            f"{path}: {'; '.join(problems)} (header {', '.join(header) or '<empty>'}; "
+            f"expected {', '.join(want)})"
+        )
+    return header
+
+
+def _replace_raw_table(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    stream: str,
+    schema: str,
+    columns: list[str],
+) -> tuple[int, str]:
+    """Stage, check and swap in one stream; the caller owns the transaction."""
+    import duckdb
+
+    types = STREAMS[stream]
+    stage = f"_airbyte_stage_{stream}"
+    target = f'"{schema}"."{stream}"'
+
+    # 1. Parse the whole file as text (so nothing is coerced on the way in), numbering the
+    #    records in file order (the scan keeps insertion order).
+    as_text = ", ".join(f"'{c}': 'VARCHAR'" for c in columns)
+    try:
+        con.execute(
+            f"create or replace temp table {stage} as select row_number() over () as _record, * "
+            f"from read_csv(?, columns = {{{as_text}}}, {_CSV_OPTIONS})",
+            [str(path)],
+        )
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: malformed CSV at {_csv_problem(str(exc))}") from exc
+
+    rows = _scalar(con, f"select count(*) from {stage}")
+    if rows == 0:
+        raise SourceError(f"{path}: no data rows (header only)")
+
+    # 2. Check every value that must be typed; report the first offender of each column.
+    for check in _checks(types):
+        _check_column(con, path, stage, check)
+
+    # 3. Type, version the content, replace the raw table.
+    typed = ", ".join(_typed_expr(c, types[c]) for c in types)
+    con.execute(f"create or replace temp table {stage}_typed as select _record, {typed} from {stage}")
+    version = _content_version(con, f"{stage}_typed", stream, types)
+    # Airbyte puts its job id in sync_id; here the load is named by its content.
+    meta = json.dumps({"changes": [], "sync_id": int(version[:13], 16)}, separators=(",", ":"))
+    extracted_us = _previous_extraction(con, schema, stream, meta) or time.time_ns() // 1000
+
+    con.execute(f'create schema if not exists "{schema}"')
+    # raw ids: unique, and the same for the same content (record number within this version).
+    con.execute(
+        f"create or replace table {target} as select "
+        "md5(? || _record::VARCHAR)::UUID::VARCHAR as _airbyte_raw_id, "
+        "make_timestamptz(?::BIGINT) as _airbyte_extracted_at, "
+        "?::VARCHAR as _airbyte_meta, "
+        f"{', '.join(types)} from {stage}_typed",
+        [f"{stream}|{version}|", extracted_us, meta],
+    )
+    con.execute(f"drop table {stage}")
+    con.execute(f"drop table {stage}_typed")
+    return rows, version
+
+
+def _content_version(con: duckdb.DuckDBPyConnection, table: str, stream: str, types: dict[str, str]) -> str:
+    """Order-independent hash of the typed rows (a multiset hash: the sum of row digests)."""
+    row = "to_json([" + ", ".join(f"{c}::VARCHAR" for c in types) + "])"
+    agg = con.execute(
+        "select count(*), sum((h >> 64)::UBIGINT), sum((h & 18446744073709551615::UHUGEINT)::UBIGINT) "
+        f"from (select md5_number({row}) as h from {table})"
+    ).fetchone()
+    digest = hashlib.sha256(f"{stream}|{','.join(f'{c}:{t}' for c, t in types.items())}|{agg}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _checks(types: dict[str, str]) -> list[_Check]:
+    checks = []
+    for column, sql_type in types.items():
+        if sql_type == "BIGINT":
+            checks.append(_Check(column, _INTEGER, sql_type, "an integer"))
+        elif sql_type == "TIMESTAMP":
+            checks.append(_Check(column, _TIMESTAMP, sql_type, "a date or 'YYYY-MM-DD HH:MM:SS' timestamp"))
+    return checks
+
+
+def _check_column(con: duckdb.DuckDBPyConnection, path: Path, stage: str, check: _Check) -> None:
+    value = f"trim({check.column})"
+    bad = (
+        f"{check.column} is not null and (not regexp_full_match({value}, '{check.pattern}') "
+        f"or try_cast({value} as {check.sql_type}) is null)"
+    )
+    count = _scalar(con, f"select count(*) from {stage} where {bad}")
+    if count == 0:
+        return
+    first = con.execute(
+        f"select _record, {check.column} from {stage} where {bad} order by _record limit 1"
+    ).fetchone()
+    assert first is not None
+    record, raw = first
+    raise SourceError(
+        f"{path}: column {check.column} must be {check.expected}: {count} value(s) cannot be read as "
+        f"{check.sql_type}, first {raw!r} in data row {record}"
+    )
+
+
+def _typed_expr(column: str, sql_type: str) -> str:
+    if sql_type == "VARCHAR":
+        return column
+    return f"cast(trim({column}) as {sql_type}) as {column}"
+
+
+def _previous_extraction(con: duckdb.DuckDBPyConnection, schema: str, stream: str, meta: str) -> int | None:
+    """Extraction time (epoch µs) of the current raw table when it holds this very content."""
+    cols = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, stream],
+        ).fetchall()
+    }
+    if not set(META_COLUMNS) <= cols:
+        return None
+    row = con.execute(
+        f"select epoch_us(min(_airbyte_extracted_at)), count(distinct _airbyte_meta), min(_airbyte_meta) "
+        f'from "{schema}"."{stream}"'
+    ).fetchone()
+    if row is None or row[0] is None or row[1] != 1 or row[2] != meta:
+        return None
+    return int(row[0])
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _csv_problem(message: str) -> str:
+    """The facts of a DuckDB CSV error (line, reason, the line's start), without its advice."""
+    facts = message.split("Possible", 1)[0]
+    lines = [ln.strip() for ln in facts.splitlines() if ln.strip()]
+    where = re.search(r"CSV Error on Line: (\d+)", facts)
+    original = next(
+        (ln[len("Original Line:") :].strip() for ln in lines if ln.startswith("Original Line:")), ""
+    )
+    reason = lines[-1] if lines else message.strip()
+    if not where:
+        return reason[:300]
+    return f"line {where.group(1)}: {reason} (line starts {original[:80]!r})"

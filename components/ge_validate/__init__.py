@@ -1,0 +1,1 @@
+"""ge_validate: validate a table or dataset against a committed Great Expectations suite."""

@@ -1,0 +1,573 @@
+"""Validate a warehouse table or a frame against a committed Great Expectations suite.
+
+The suites live in the GX file project ``great_expectations/gx/expectations/<suite>.json``
+(see ``great_expectations/README.md``). Validation never opens that file context: it
+builds the suite from the committed JSON inside an *ephemeral* context, which is cheap
+(~30 ms), writes nothing into the repository and works on a read-only image.
+
+Two engines:
+
+- DuckDB (embedded default) and parquet: the data is read into pandas and validated
+  there (GX's SQL datasource cannot open DuckDB);
+- BigQuery: a GX SQL datasource (sqlalchemy-bigquery, ``bigquery://PROJECT/DATASET``)
+  over a query asset, so the checks run as SQL in BigQuery and no rows are downloaded.
+  :func:`bigquery_batch_spec` builds everything that datasource needs without network.
+
+Airbyte's meta columns (``_airbyte_*``) are dropped before validating, so the
+ordered-column checks see the data columns only.
+
+Every run writes a self-contained HTML report (no external assets: GX's own Data Docs
+load their CSS/JS from CDNs, which a cluster without egress or a KFP UI cannot fetch).
+A failed suite raises :class:`ValidationFailed` after the report is written; its message
+names every failed expectation, its column(s) and the number of rows that broke it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from components.artifacts import read_table_ref
+from components.paths import project_dir
+from components.warehouse import WarehouseError, frame_version, ident, parse_uri, read_table
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SUITES: tuple[str, ...] = ("projects", "tags", "labeled_projects")
+AIRBYTE_PREFIX = "_airbyte_"
+# SUMMARY gives unexpected counts and a few values without materialising every
+# unexpected row (COMPLETE would, on a million-row table).
+RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+SAMPLE_VALUES = 5
+# Expectation type names as each SQL dialect spells them. The committed suites say
+# ``str``, which matches pandas 3 string columns; BigQuery calls that type STRING.
+SQL_TYPE_NAMES: dict[str, dict[str, str]] = {
+    "bigquery": {"str": "STRING", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"},
+}
+
+
+class ValidationFailed(Exception):
+    """A suite failed; ``summary`` holds every result and ``str()`` names each failure."""
+
+    def __init__(self, summary: ValidationSummary) -> None:
+        self.summary = summary
+        super().__init__(summary.message())
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's result, reduced to what a person needs to act on it."""
+
+    expectation: str  # e.g. expect_column_values_to_be_unique
+    columns: tuple[str, ...]
+    success: bool
+    unexpected_count: int | None = None  # rows that broke a row-level expectation
+    unexpected_values: tuple[Any, ...] = ()  # a few of them
+    observed: Any = None  # table-level observed value (e.g. the column list)
+    error: str = ""  # the expectation could not be evaluated (e.g. a missing column)
+
+    def describe(self) -> str:
+        """``expect_x(col): 3 unexpected`` / ``...: observed [...]`` / ``...: error ...``."""
+        head = f"{self.expectation}({', '.join(self.columns)})"
+        if self.error:
+            return f"{head}: error: {self.error}"
+        if self.unexpected_count is not None:
+            return f"{head}: {self.unexpected_count} unexpected"
+        if self.observed is not None:
+            return f"{head}: observed {_short(self.observed, 200)}"
+        return head
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["columns"] = list(self.columns)
+        data["unexpected_values"] = list(self.unexpected_values)
+        return data
+
+
+@dataclass
+class ValidationSummary:
+    """What one suite said about one batch."""
+
+    suite: str
+    success: bool
+    evaluated: int
+    successful: int
+    failed: int
+    rows: int | None
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    source: str = ""  # what was validated: a table, a file
+    data_version: str = ""
+    data_docs: str = ""  # path of the HTML report, once written
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def message(self) -> str:
+        """One line naming each failed expectation, column and count, and the report."""
+        if self.success:
+            text = f"suite {self.suite} passed {self.successful} of {self.evaluated} expectations"
+        else:
+            reasons = "; ".join(f.describe() for f in self.failures)
+            text = f"suite {self.suite} failed {self.failed} of {self.evaluated} expectations: {reasons}"
+        if self.data_docs:
+            text += f"; Data Docs: {self.data_docs}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "success": self.success,
+            "evaluated": self.evaluated,
+            "successful": self.successful,
+            "failed": self.failed,
+            "rows": self.rows,
+            "source": self.source,
+            "data_version": self.data_version,
+            "data_docs": self.data_docs,
+            "seconds": round(self.seconds, 3),
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+# --- suites -------------------------------------------------------------------------
+
+
+def suite_path(suite: str, project_root: str | Path | None = None) -> Path:
+    """The committed JSON of a suite: ``<project>/gx/expectations/<suite>.json``."""
+    ident(suite)
+    root = Path(project_root) if project_root else project_dir("great_expectations")
+    path = root / "gx" / "expectations" / f"{suite}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise FileNotFoundError(f"no GX suite {suite!r} at {path}; committed suites: {known}")
+    return path
+
+
+def build_suite(
+    suite: str, *, dialect: str | None = None, project_root: str | Path | None = None
+) -> gx.ExpectationSuite:
+    """The committed suite as a GX object (not attached to any context).
+
+    ``dialect`` translates type names for a SQL engine (``str`` -> ``STRING`` on BigQuery).
+    """
+    import great_expectations as gx
+
+    config = json.loads(suite_path(suite, project_root).read_text())
+    names = SQL_TYPE_NAMES.get(dialect or "", {})
+    for exp in config.get("expectations", []):
+        kwargs = exp.get("kwargs", {})
+        if "type_" in kwargs:
+            kwargs["type_"] = names.get(kwargs["type_"], kwargs["type_"])
+        if "type_list" in kwargs:
+            kwargs["type_list"] = [names.get(t, t) for t in kwargs["type_list"]]
+    built = gx.ExpectationSuite(**config)
+    # GX logs and skips an invalid expectation instead of raising: refuse a partial suite.
+    if len(built.expectations) != len(config.get("expectations", [])):
+        raise ValueError(
+            f"suite {suite}: only {len(built.expectations)} of {len(config['expectations'])} "
+            "expectations are valid GX configurations (see the log)"
+        )
+    return built
+
+
+def _ephemeral_context() -> Any:
+    import great_expectations as gx
+    import great_expectations.execution_engine.pandas_execution_engine as pandas_engine
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX md5-fingerprints every in-memory frame under 1 GB, twice per validation (get_batch,
+    # then validate): ~75% of the time on a 1M-row frame. The fingerprint is only a marker in
+    # the result's meta; the data version we record is our own (components.warehouse).
+    if hasattr(pandas_engine, "HASH_THRESHOLD"):
+        pandas_engine.HASH_THRESHOLD = 0
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+# --- frames (DuckDB, parquet) --------------------------------------------------------
+
+
+def data_columns(columns: Any) -> list[str]:
+    """The columns that are data: everything but Airbyte's ``_airbyte_*`` meta columns."""
+    return [str(c) for c in columns if not str(c).startswith(AIRBYTE_PREFIX)]
+
+
+def validate_frame(
+    df: pd.DataFrame,
+    suite: str,
+    *,
+    data_docs_path: str | Path | None = None,
+    raise_on_failure: bool = True,
+    source: str = "dataframe",
+    data_version: str = "",
+    project_root: str | Path | None = None,
+) -> ValidationSummary:
+    """Validate a pandas frame against a committed suite.
+
+    Args:
+        df: The data; ``_airbyte_*`` columns are dropped first.
+        suite: Suite name (``projects``, ``tags``, ``labeled_projects``).
+        data_docs_path: Where to write the HTML report (written before any raise).
+        raise_on_failure: Raise :class:`ValidationFailed` when the suite fails.
+        source: What the frame is, for the report.
+        data_version: The data version, for the report.
+        project_root: The GX project folder (default: the repository's ``great_expectations/``).
+
+    Returns:
+        The summary of every expectation's result.
+    """
+    started = time.perf_counter()
+    expectation_suite = build_suite(suite, project_root=project_root)
+    frame = df[data_columns(df.columns)]
+    context = _ephemeral_context()
+    batch_definition = (
+        context.data_sources.add_pandas("frames")
+        .add_dataframe_asset(suite)
+        .add_batch_definition_whole_dataframe("whole_table")
+    )
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(expectation_suite, result_format=RESULT_FORMAT)
+    summary = summarize(result, suite, rows=len(frame), source=source, data_version=data_version)
+    summary.seconds = time.perf_counter() - started
+    return _finish(summary, data_docs_path, raise_on_failure)
+
+
+# --- BigQuery (pushed down) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlBatchSpec:
+    """Everything the GX SQL datasource, asset and batch definition need (no network)."""
+
+    connection_string: str  # sqlalchemy-bigquery: bigquery://PROJECT/DATASET[?location=..]
+    query: str  # the data columns of the table, in table order
+    datasource_name: str
+    asset_name: str
+    batch_definition_name: str = "whole_table"
+    dialect: str = "bigquery"
+
+    def datasource_config(self) -> dict[str, Any]:
+        """Keyword arguments of ``context.data_sources.add_sql``."""
+        return {"name": self.datasource_name, "connection_string": self.connection_string}
+
+    def asset_config(self) -> dict[str, Any]:
+        """Keyword arguments of ``datasource.add_query_asset``."""
+        return {"name": self.asset_name, "query": self.query}
+
+
+def bigquery_batch_spec(warehouse_uri: str, schema: str, table: str, columns: list[str]) -> SqlBatchSpec:
+    """The BigQuery datasource and batch for ``schema.table``: pure, testable without network.
+
+    ``columns`` are the table's columns in order (from :func:`bigquery_columns`); the
+    query selects the data columns only, so the ordered-column check sees no Airbyte
+    meta columns and no row leaves BigQuery.
+    """
+    wh = parse_uri(warehouse_uri)
+    if wh.kind != "bigquery":
+        raise WarehouseError(f"not a BigQuery warehouse: {warehouse_uri!r}")
+    ident(schema)
+    ident(table)
+    keep = data_columns(columns)
+    if not keep:
+        raise WarehouseError(f"table {schema}.{table} has no data columns (got {columns})")
+    select = ", ".join(f"`{ident(c)}`" for c in keep)
+    location = f"?location={wh.location}" if wh.location else ""
+    return SqlBatchSpec(
+        connection_string=f"bigquery://{wh.project}/{schema}{location}",
+        query=f"select {select} from `{wh.project}.{schema}.{table}`",
+        datasource_name=f"bigquery_{schema}",
+        asset_name=table,
+    )
+
+
+def bigquery_columns(warehouse_uri: str, schema: str, table: str, bq_client: Any = None) -> list[str]:
+    """The column names of a BigQuery table, in order (a metadata call, no data scanned)."""
+    from components.warehouse import bigquery_client
+
+    wh = parse_uri(warehouse_uri)
+    client = bq_client or bigquery_client(wh)
+    return [f.name for f in client.get_table(f"{wh.project}.{ident(schema)}.{ident(table)}").schema]
+
+
+def validate_sql(
+    spec: SqlBatchSpec,
+    suite: str,
+    *,
+    data_docs_path: str | Path | None = None,
+    raise_on_failure: bool = True,
+    source: str = "",
+    data_version: str = "",
+    project_root: str | Path | None = None,
+) -> ValidationSummary:
+    """Validate a SQL batch where it lives (needs the warehouse and its credentials)."""
+    started = time.perf_counter()
+    expectation_suite = build_suite(suite, dialect=spec.dialect, project_root=project_root)
+    context = _ephemeral_context()
+    datasource = context.data_sources.add_sql(**spec.datasource_config())
+    asset = datasource.add_query_asset(**spec.asset_config())
+    batch = asset.add_batch_definition_whole_table(spec.batch_definition_name).get_batch()
+    result = batch.validate(expectation_suite, result_format=RESULT_FORMAT)
+    summary = summarize(result, suite, rows=None, source=source or spec.query, data_version=data_version)
+    summary.seconds = time.perf_counter() - started
+    return _finish(summary, data_docs_path, raise_on_failure)
+
+
+# --- tables and artifacts -------------------------------------------------------------
+
+
+def validate_table(
+    warehouse_uri: str,
+    schema: str,
+    table: str,
+    suite: str,
+    *,
+    data_docs_path: str | Path | None = None,
+    raise_on_failure: bool = True,
+    data_version: str = "",
+    bq_client: Any = None,
+    project_root: str | Path | None = None,
+) -> ValidationSummary:
+    """Validate a warehouse table: DuckDB via pandas, BigQuery pushed down as SQL.
+
+    ``data_version`` defaults to the content hash of the table (DuckDB only).
+    """
+    wh = parse_uri(warehouse_uri)
+    source = f"{wh}#{schema}.{table}"
+    common: dict[str, Any] = {
+        "data_docs_path": data_docs_path,
+        "raise_on_failure": raise_on_failure,
+        "source": source,
+        "project_root": project_root,
+    }
+    if wh.kind == "bigquery":
+        columns = bigquery_columns(warehouse_uri, schema, table, bq_client)
+        spec = bigquery_batch_spec(warehouse_uri, schema, table, columns)
+        return validate_sql(spec, suite, data_version=data_version, **common)
+    df = read_table(warehouse_uri, schema, table)
+    return validate_frame(df, suite, data_version=data_version or frame_version(df), **common)
+
+
+def load_input(path: str | Path) -> pd.DataFrame:
+    """Read a step's input: a table reference (JSON) from its warehouse, or parquet (file or dir)."""
+    import pandas as pd
+
+    ref = read_table_ref(path)
+    if ref is not None:
+        return read_table(ref.warehouse, ref.schema, ref.table)
+    return pd.read_parquet(path)
+
+
+def validate_input(
+    path: str | Path,
+    suite: str,
+    *,
+    data_docs_path: str | Path | None = None,
+    raise_on_failure: bool = True,
+    project_root: str | Path | None = None,
+) -> ValidationSummary:
+    """Validate what a KFP ``Dataset`` artifact holds: a table reference or parquet.
+
+    A reference is validated in its warehouse (pushed down on BigQuery); its recorded
+    data version is kept so the report joins the lineage of the step that wrote it.
+    """
+    ref = read_table_ref(path)
+    if ref is not None:
+        return validate_table(
+            ref.warehouse,
+            ref.schema,
+            ref.table,
+            suite,
+            data_docs_path=data_docs_path,
+            raise_on_failure=raise_on_failure,
+            data_version=ref.data_version,
+            project_root=project_root,
+        )
+    df = load_input(path)
+    return validate_frame(
+        df,
+        suite,
+        data_docs_path=data_docs_path,
+        raise_on_failure=raise_on_failure,
+        source=str(path),
+        data_version=frame_version(df),
+        project_root=project_root,
+    )
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+def summarize(
+    result: Any, suite: str, *, rows: int | None, source: str = "", data_version: str = ""
+) -> ValidationSummary:
+    """Reduce a GX ``ExpectationSuiteValidationResult`` to a :class:`ValidationSummary`."""
+    outcomes = [_outcome(r) for r in result.results]
+    if rows is None:  # SQL: the row count comes with any row-level result
+        counts = [r.result.get("element_count") for r in result.results if r.result]
+        rows = next((int(c) for c in counts if c is not None), None)
+    failed = sum(not o.success for o in outcomes)
+    return ValidationSummary(
+        suite=suite,
+        success=bool(result.success) and failed == 0,
+        evaluated=len(outcomes),
+        successful=len(outcomes) - failed,
+        failed=failed,
+        rows=rows,
+        outcomes=outcomes,
+        source=source,
+        data_version=data_version,
+    )
+
+
+def _outcome(r: Any) -> ExpectationOutcome:
+    config = r.expectation_config
+    kwargs = config.kwargs
+    if kwargs.get("column") is not None:
+        columns: tuple[str, ...] = (str(kwargs["column"]),)
+    else:
+        columns = tuple(str(c) for c in kwargs.get("column_list") or ())
+    res = r.result or {}
+    error = ""
+    info = r.exception_info or {}
+    if _raised(info):
+        error = _exception_message(info) or "the expectation raised an exception"
+    count = res.get("unexpected_count")
+    values = tuple(_jsonable(v) for v in (res.get("partial_unexpected_list") or [])[:SAMPLE_VALUES])
+    observed = _jsonable(res.get("observed_value"))
+    return ExpectationOutcome(
+        expectation=str(config.type),
+        columns=columns,
+        success=bool(r.success),
+        unexpected_count=None if count is None else int(count),
+        unexpected_values=values,
+        observed=observed,
+        error=" ".join(error.split()),
+    )
+
+
+def _raised(info: Any) -> bool:
+    if not isinstance(info, dict):
+        return False
+    if "raised_exception" in info:
+        return bool(info["raised_exception"])
+    # Metric errors are keyed by metric id: {MetricConfigurationID: {...}}.
+    return any(_raised(v) for v in info.values())
+
+
+def _exception_message(info: Any) -> str:
+    if not isinstance(info, dict):
+        return ""
+    if info.get("exception_message"):
+        return str(info["exception_message"])
+    return next((m for v in info.values() if (m := _exception_message(v))), "")
+
+
+def _jsonable(value: Any) -> Any:
+    """A value fit for JSON metadata: NaN -> None, long text shortened, the rest as str."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, str):
+        return _short(value, 80)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return _short(str(value), 80)
+
+
+def _short(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _finish(
+    summary: ValidationSummary, data_docs_path: str | Path | None, raise_on_failure: bool
+) -> ValidationSummary:
+    if data_docs_path is not None:
+        path = Path(data_docs_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        summary.data_docs = str(path)
+        path.write_text(render_html(summary), encoding="utf-8")
+    log.info("%s (%.2f s)", summary.message(), summary.seconds)
+    if raise_on_failure and not summary.success:
+        raise ValidationFailed(summary)
+    return summary
+
+
+# --- Data Docs ---------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#1f2933}
+h1{font-size:1.3rem;margin:0 0 .5rem}
+.badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff;font-weight:600}
+.pass{background:#2f855a}.fail{background:#c53030}.error{background:#b7791f}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;margin:.8rem 0 1.2rem}
+dt{color:#52606d}dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{border:1px solid #d9e2ec;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f0f4f8}tr.failed td{background:#fff5f5}
+code{font-family:ui-monospace,monospace;font-size:.85rem}
+"""
+
+
+def render_html(summary: ValidationSummary) -> str:
+    """A self-contained HTML report: inline CSS, no scripts, no external links."""
+    esc = html.escape
+    status = "pass" if summary.success else "fail"
+    facts = {
+        "suite": summary.suite,
+        "result": f"{summary.successful} of {summary.evaluated} expectations passed",
+        "rows": "" if summary.rows is None else str(summary.rows),
+        "source": summary.source,
+        "data version": summary.data_version,
+        "validated at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "seconds": f"{summary.seconds:.2f}",
+    }
+    rows = []
+    for i, o in enumerate(summary.outcomes, 1):
+        state = "pass" if o.success else ("error" if o.error else "fail")
+        if o.error:
+            detail = f"error: {o.error}"
+        elif o.unexpected_count is not None:
+            detail = f"{o.unexpected_count} unexpected"
+        elif o.observed is not None:
+            detail = f"observed: {_short(o.observed, 300)}"
+        else:
+            detail = ""
+        sample = ", ".join(_short(v, 80) for v in o.unexpected_values) if not o.success else ""
+        rows.append(
+            f'<tr class="{"" if o.success else "failed"}"><td>{i}</td>'
+            f"<td><code>{esc(o.expectation)}</code></td><td>{esc(', '.join(o.columns))}</td>"
+            f'<td><span class="badge {state}">{state}</span></td>'
+            f"<td>{esc(detail)}</td><td>{esc(sample)}</td></tr>"
+        )
+    facts_html = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts.items())
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>GX suite {esc(summary.suite)}: {status}</title>'
+        f"<style>{_CSS}</style></head><body>"
+        f'<h1>Suite <code>{esc(summary.suite)}</code> <span class="badge {status}">{status}</span></h1>'
+        f"<dl>{facts_html}</dl>"
+        "<table><thead><tr><th>#</th><th>expectation</th><th>column(s)</th><th>status</th>"
+        "<th>observed / unexpected</th><th>sample unexpected values</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></body></html>\n"
+    )

@@ -1,0 +1,268 @@
+"""Run a pipeline on this machine through `kfp.local` and report on every task.
+
+`kfp.local` prints each task's whole log; here those logs go to a file per run (and to the
+terminal with `verbose`), while the user sees one progress line per task. The run's record
+(status, per-task status and seconds, outputs, report files) is returned as a `RunResult`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
+
+
+@dataclass
+class TaskRecord:
+    name: str
+    status: str = "RUNNING"
+    seconds: float = 0.0
+    log: list[str] = field(default_factory=list, repr=False)
+
+    def error(self) -> str:
+        """The last exception line in the task's log (what the step raised), if any."""
+        lines = [ln.strip() for ln in "".join(self.log).splitlines() if ln.strip()]
+        for i in range(len(lines) - 1, -1, -1):
+            if lines[i].startswith("Traceback"):
+                tail = [ln for ln in lines[i + 1 :] if not ln.startswith(("File ", "^", "~"))]
+                exc = [ln for ln in tail if ":" in ln and not ln.startswith(" ")]
+                return exc[-1] if exc else tail[-1] if tail else ""
+        return ""
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    status: str
+    seconds: float
+    tasks: list[TaskRecord]
+    run_dir: str = ""
+    log_file: str = ""
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tasks"] = [
+            {"name": t.name, "status": t.status, "seconds": round(t.seconds, 3)} for t in self.tasks
+        ]
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+class _TaskStream(io.TextIOBase):
+    """Stands in for sys.stdout during a run: routes what each task thread prints into that
+    task's record and the run log, and echoes it to the terminal when verbose."""
+
+    def __init__(self, log: TextIO, echo: TextIO | None):
+        self.local = threading.local()
+        self.log = log
+        self.echo = echo
+        self.lock = threading.Lock()
+
+    def write(self, s: str) -> int:
+        rec: TaskRecord | None = getattr(self.local, "task", None)
+        with self.lock:
+            if rec is not None:
+                rec.log.append(s)
+            self.log.write(s)
+            if self.echo is not None:
+                self.echo.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.log.flush()
+            if self.echo is not None:
+                self.echo.flush()
+
+
+Progress = Callable[[str, TaskRecord], None]
+
+
+@contextlib.contextmanager
+def _observe_tasks(
+    stream: _TaskStream, records: list[TaskRecord], progress: Progress, names: dict[str, str]
+) -> Iterator[None]:
+    """Wrap kfp.local's per-task executor to time each task and capture its log.
+
+    kfp is pinned (constraints.txt); the hook point is checked by tests/pipelines.
+    """
+    from kfp.local import status as kstatus
+    from kfp.local.orchestrator import task_executor
+
+    original = task_executor.execute_single_task
+
+    def observed(task_name: str, *args: Any, **kwargs: Any) -> Any:
+        rec = TaskRecord(names.get(task_name, task_name))
+        records.append(rec)
+        stream.local.task = rec
+        progress("start", rec)
+        t0 = time.perf_counter()
+        try:
+            outputs, st = original(task_name, *args, **kwargs)
+            rec.status = SUCCEEDED if st == kstatus.Status.SUCCESS else FAILED
+            return outputs, st
+        except BaseException:
+            rec.status = FAILED
+            raise
+        finally:
+            rec.seconds = time.perf_counter() - t0
+            stream.local.task = None
+            progress("end", rec)
+
+    task_executor.execute_single_task = observed
+    try:
+        yield
+    finally:
+        task_executor.execute_single_task = original
+
+
+def display_names(pipeline_spec: Any) -> dict[str, str]:
+    """kfp task name (``ge-validate-2``) -> its display name (``validate tags``), all DAGs."""
+    dags = [pipeline_spec.root.dag] + [c.dag for c in pipeline_spec.components.values() if c.HasField("dag")]
+    return {
+        task_name: task.task_info.name
+        for dag in dags
+        for task_name, task in dag.tasks.items()
+        if task.task_info.name and task.task_info.name != task_name
+    }
+
+
+def report_types(pipeline_spec: Any) -> dict[tuple[str, str], str]:
+    """(task name, output artifact) -> file suffix, for every HTML / Markdown output in the spec."""
+    suffix = {"system.HTML": ".html", "system.Markdown": ".md"}
+    comps = pipeline_spec.components
+    out: dict[tuple[str, str], str] = {}
+    dags = [pipeline_spec.root.dag] + [c.dag for c in comps.values() if c.HasField("dag")]
+    for dag in dags:
+        for task_name, task in dag.tasks.items():
+            comp = comps.get(task.component_ref.name)
+            if comp is None:
+                continue
+            for art_name, art in comp.output_definitions.artifacts.items():
+                if art.artifact_type.schema_title in suffix:
+                    out[(task_name, art_name)] = suffix[art.artifact_type.schema_title]
+    return out
+
+
+def _collect(
+    run_dir: Path, kinds: dict[tuple[str, str], str], reports_dir: Path, names: dict[str, str]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Task outputs from each executor_output.json; HTML / Markdown reports copied to
+    `reports_dir` under stable names (`<task>.<artifact>.html`), newest run wins."""
+    outputs: dict[str, dict[str, Any]] = {}
+    reports: list[str] = []
+    for eo in sorted(run_dir.glob("*/executor_output.json")):
+        task = eo.parent.name
+        data = json.loads(eo.read_text())
+        arts: dict[str, list[dict[str, Any]]] = {}
+        for name, art in data.get("artifacts", {}).items():
+            arts[name] = [a.get("metadata", {}) for a in art.get("artifacts", [])]
+            ext = kinds.get((task, name))
+            for a in art.get("artifacts", []):
+                src = Path(a.get("uri", ""))
+                if ext and src.is_file():
+                    reports_dir.mkdir(parents=True, exist_ok=True)
+                    label = names.get(task, task).replace(" ", "-")
+                    dst = reports_dir / f"{label}.{name}{ext}"
+                    shutil.copyfile(src, dst)
+                    reports.append(str(dst))
+        outputs[names.get(task, task)] = {"parameters": data.get("parameterValues", {}), "artifacts": arts}
+    return outputs, sorted(reports)
+
+
+def run(
+    pipeline_func: Any,
+    arguments: dict[str, Any],
+    runs_root: Path,
+    *,
+    runner: str = "subprocess",
+    reports_root: Path | None = None,
+    docker_volumes: dict[str, dict[str, str]] | None = None,
+    verbose: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run `pipeline_func` with `arguments` locally; never raises for a failed task."""
+    from kfp import local
+
+    name = pipeline_func.pipeline_spec.pipeline_info.name
+    names = display_names(pipeline_func.pipeline_spec)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in runs_root.iterdir()}
+    if runner == "docker":
+        kfp_runner: Any = local.DockerRunner(volumes=docker_volumes or {})
+    else:
+        kfp_runner = local.SubprocessRunner(use_venv=False)
+    local.init(runner=kfp_runner, pipeline_root=str(runs_root), raise_on_error=False)
+
+    # kfp.local leaves a temp folder per task: give the run its own and remove it after.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs_root.parent))
+    old_tmp = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None
+    log_path = runs_root / f".{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    records: list[TaskRecord] = []
+    t0 = time.perf_counter()
+    error = ""
+    with open(log_path, "w") as log:
+        stream = _TaskStream(log, sys.stdout if verbose else None)
+        observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
+        with observer, warnings.catch_warnings():
+            # kfp.local warns that display names and custom images have no local effect: expected here.
+            warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+            warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+            real_stdout = sys.stdout
+            sys.stdout = stream
+            try:
+                pipeline_func(**arguments)
+            except Exception as exc:  # kfp raises for pipeline-level problems (bad arguments)
+                error = f"{type(exc).__name__}: {exc}"
+            finally:
+                sys.stdout = real_stdout
+                if old_tmp is None:
+                    os.environ.pop("TMPDIR", None)
+                else:
+                    os.environ["TMPDIR"] = old_tmp
+                tempfile.tempdir = None
+                shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    new_dirs = sorted(
+        (p for p in runs_root.iterdir() if p.is_dir() and p.name not in before),
+        key=lambda p: p.stat().st_mtime,
+    )
+    run_dir = new_dirs[-1] if new_dirs else None
+    reports_dir = (reports_root or runs_root.parent / "reports") / name
+    kinds = report_types(pipeline_func.pipeline_spec)
+    outputs, reports = _collect(run_dir, kinds, reports_dir, names) if run_dir else ({}, [])
+    failed = [t for t in records if t.status != SUCCEEDED]
+    if failed and not error:
+        error = "; ".join(f"task {t.name} failed: {t.error() or 'see ' + str(log_path)}" for t in failed)
+    status = FAILED if error or failed or not records else SUCCEEDED
+    if not records and not error:
+        error = "no task ran"
+    return RunResult(
+        pipeline=name,
+        status=status,
+        seconds=seconds,
+        tasks=records,
+        run_dir=str(run_dir or ""),
+        log_file=str(log_path),
+        outputs=outputs,
+        reports=reports,
+        error=error,
+    )

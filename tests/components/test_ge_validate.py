@@ -1,0 +1,482 @@
+"""ge_validate: real Great Expectations on the lesson's dataset, DuckDB and parquet inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kfp import dsl
+
+from components.artifacts import TableRef
+from components.ge_validate.component import ge_validate
+from components.ge_validate.core import (
+    SUITES,
+    ValidationFailed,
+    ValidationSummary,
+    bigquery_batch_spec,
+    build_suite,
+    load_input,
+    validate_frame,
+    validate_input,
+    validate_table,
+)
+from components.paths import project_dir
+from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect
+
+ROOT = Path(__file__).resolve().parents[2]
+COLUMNS = {
+    "projects": ["id", "created_on", "title", "description"],
+    "tags": ["id", "tag"],
+    "labeled_projects": ["id", "created_on", "title", "description", "tag"],
+}
+EXPECTATIONS = {"projects": 9, "tags": 4, "labeled_projects": 10}
+EXTERNAL_ASSET = re.compile(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def frames(madewithml_dir: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(madewithml_dir / f"{name}.csv") for name in SUITES}
+
+
+def _assert_self_contained(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert not EXTERNAL_ASSET.search(text), "the report must not load anything from the network"
+    assert "<script" not in text
+    return text
+
+
+# --- the suites on the real data -------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_suite_passes_on_the_lessons_data(
+    suite: str, frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    docs = tmp_path / f"{suite}.html"
+    summary = validate_frame(frames[suite], suite, data_docs_path=docs)
+
+    assert summary.success, summary.message()
+    assert (summary.evaluated, summary.successful, summary.failed) == (
+        EXPECTATIONS[suite],
+        EXPECTATIONS[suite],
+        0,
+    )
+    assert summary.rows == 955
+    assert summary.failures == []
+    text = _assert_self_contained(docs)
+    assert f"{EXPECTATIONS[suite]} of {EXPECTATIONS[suite]} expectations passed" in text
+    assert text.count('class="badge pass"') == EXPECTATIONS[suite] + 1  # every row + the header
+    assert summary.to_dict()["data_docs"] == str(docs)
+
+
+def _duplicate_id(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out.loc[1, "id"] = out["id"].iloc[0]
+    return out
+
+
+def _null(column: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def mutate(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        out.loc[3, column] = None
+        return out
+
+    return mutate
+
+
+def _missing_description(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["description"])
+
+
+def _swapped_columns(df: pd.DataFrame) -> pd.DataFrame:
+    return df[["id", "title", "created_on", "description"]]
+
+
+def _leaked_project(df: pd.DataFrame) -> pd.DataFrame:
+    """The same project (title, description) again under a fresh id: the data leak."""
+    copy = df.iloc[[5]].assign(id=int(df["id"].max()) + 1)
+    return pd.concat([df, copy], ignore_index=True)
+
+
+def _numeric_title(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(title=range(len(df)))
+
+
+def _one_numeric_title(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.assign(title=df["title"].astype(object))
+    out.loc[7, "title"] = 42
+    return out
+
+
+BROKEN = [
+    # (case, suite, mutation, what the message must name, failed expectations)
+    ("duplicate_ids", "projects", _duplicate_id, ["expect_column_values_to_be_unique(id): 2 unexpected"], 1),
+    (
+        "null_title",
+        "projects",
+        _null("title"),
+        ["expect_column_values_to_not_be_null(title): 1 unexpected"],
+        1,
+    ),
+    (
+        "missing_column",
+        "projects",
+        _missing_description,
+        [
+            "expect_table_columns_to_match_ordered_list(id, created_on, title, description): observed",
+            "expect_column_values_to_not_be_null(description): error:",
+            'The column "description" in BatchData does not exist',
+        ],
+        4,  # the column list, not-null, type, and the compound (title, description)
+    ),
+    (
+        "wrong_column_order",
+        "projects",
+        _swapped_columns,
+        [
+            'expect_table_columns_to_match_ordered_list(id, created_on, title, description): observed ["id", "title"'
+        ],
+        1,
+    ),
+    (
+        "leaked_title_description",
+        "projects",
+        _leaked_project,
+        ["expect_compound_columns_to_be_unique(title, description): 2 unexpected"],
+        1,
+    ),
+    ("null_tag", "tags", _null("tag"), ["expect_column_values_to_not_be_null(tag): 1 unexpected"], 1),
+    (
+        "null_tag_labeled",
+        "labeled_projects",
+        _null("tag"),
+        ["expect_column_values_to_not_be_null(tag): 1 unexpected"],
+        1,
+    ),
+    (
+        "numeric_title",
+        "projects",
+        _numeric_title,
+        ["expect_column_values_to_be_of_type(title): observed int64"],
+        1,
+    ),
+    (
+        "one_numeric_title",
+        "projects",
+        _one_numeric_title,
+        ["expect_column_values_to_be_of_type(title): 1 unexpected"],
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "suite", "mutate", "named", "failed"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_data_fails_naming_expectation_column_and_count(
+    case: str,
+    suite: str,
+    mutate: Callable[[pd.DataFrame], pd.DataFrame],
+    named: list[str],
+    failed: int,
+    frames: dict[str, pd.DataFrame],
+    tmp_path: Path,
+) -> None:
+    docs = tmp_path / "docs" / f"{case}.html"
+    with pytest.raises(ValidationFailed) as err:
+        validate_frame(mutate(frames[suite]), suite, data_docs_path=docs)
+
+    message = str(err.value)
+    assert message.startswith(f"suite {suite} failed {failed} of {EXPECTATIONS[suite]} expectations: "), (
+        message
+    )
+    for fragment in named:
+        assert fragment in message
+    assert message.endswith(f"; Data Docs: {docs}")
+    summary = err.value.summary
+    assert (summary.success, summary.failed, len(summary.failures)) == (False, failed, failed)
+    # The report is written before the raise and shows the failure.
+    text = _assert_self_contained(docs)
+    assert f"{EXPECTATIONS[suite] - failed} of {EXPECTATIONS[suite]} expectations passed" in text
+    assert 'class="badge fail">fail</span></h1>' in text
+
+
+def test_failures_carry_sample_values_and_serialise(frames: dict[str, pd.DataFrame]) -> None:
+    summary = validate_frame(_duplicate_id(frames["projects"]), "projects", raise_on_failure=False)
+    (failure,) = summary.failures
+    dup = int(frames["projects"]["id"].iloc[0])
+    assert (failure.expectation, failure.columns, failure.unexpected_count) == (
+        "expect_column_values_to_be_unique",
+        ("id",),
+        2,
+    )
+    assert list(failure.unexpected_values) == [dup, dup]
+    data = summary.to_dict()
+    assert data["failures"] == [failure.to_dict()]
+    assert (data["evaluated"], data["failed"], data["rows"]) == (9, 1, 955)
+
+    nulls = validate_frame(_null("title")(frames["projects"]), "projects", raise_on_failure=False)
+    assert nulls.failures[0].unexpected_values == (None,)  # NaN becomes JSON null
+
+
+def test_the_type_check_matches_pandas_3_strings_and_python_strings(frames: dict[str, pd.DataFrame]) -> None:
+    """ExpectColumnValuesToBeInTypeList never matches pandas 3 strings; the suites use of_type('str')."""
+    projects = frames["projects"]
+    assert str(projects["title"].dtype) == "str"
+    as_objects = projects.astype({"title": object, "description": object})
+    assert validate_frame(as_objects, "projects").success
+
+
+# --- inputs: a DuckDB table through a TableRef, parquet -----------------------------------
+
+
+@pytest.fixture
+def duckdb_warehouse(tmp_path: Path, madewithml_dir: Path) -> Path:
+    """A raw warehouse laid out like Airbyte's: meta columns first, then the typed data."""
+    path = tmp_path / "warehouse.duckdb"
+    columns = {
+        "projects": "{'id': 'BIGINT', 'created_on': 'TIMESTAMP', 'title': 'VARCHAR', 'description': 'VARCHAR'}",
+        "tags": "{'id': 'BIGINT', 'tag': 'VARCHAR'}",
+    }
+    with duckdb_connect(path) as con:
+        con.execute(f"create schema {RAW_SCHEMA}")
+        for table, cols in columns.items():
+            con.execute(
+                f"create table {RAW_SCHEMA}.{table} as select cast(uuid() as varchar) as _airbyte_raw_id, "
+                "now() as _airbyte_extracted_at, '{}' as _airbyte_meta, * "
+                f"from read_csv('{madewithml_dir / (table + '.csv')}', header = true, columns = {cols})"
+            )
+    return path
+
+
+def _write_ref(path: Path, ref: TableRef) -> Path:
+    path.write_text(ref.to_json())
+    return path
+
+
+@pytest.mark.parametrize("table", ["projects", "tags"])
+def test_duckdb_table_through_a_table_ref(table: str, duckdb_warehouse: Path, tmp_path: Path) -> None:
+    ref = TableRef(f"duckdb:///{duckdb_warehouse}", RAW_SCHEMA, table, 955, data_version="v-airbyte")
+    artifact = _write_ref(tmp_path / "ref.json", ref)
+
+    frame = load_input(artifact)
+    assert len(frame) == 955
+    assert list(frame.columns) == [
+        "_airbyte_raw_id",
+        "_airbyte_extracted_at",
+        "_airbyte_meta",
+        *COLUMNS[table],
+    ]
+
+    summary = validate_input(artifact, table, data_docs_path=tmp_path / "docs.html")
+    # The ordered-column check passed: the Airbyte meta columns were dropped first.
+    assert summary.success, summary.message()
+    assert (summary.rows, summary.data_version) == (955, "v-airbyte")
+    assert summary.source.endswith(f"#{RAW_SCHEMA}.{table}")
+
+
+def test_duckdb_table_with_duplicates_fails(duckdb_warehouse: Path, tmp_path: Path) -> None:
+    with duckdb_connect(duckdb_warehouse) as con:
+        con.execute(f"insert into {RAW_SCHEMA}.tags select * from {RAW_SCHEMA}.tags limit 3")
+    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_unique\(id\): 6 unexpected"):
+        validate_table(
+            f"duckdb:///{duckdb_warehouse}", RAW_SCHEMA, "tags", "tags", data_docs_path=tmp_path / "d.html"
+        )
+    summary = validate_table(str(duckdb_warehouse), RAW_SCHEMA, "tags", "tags", raise_on_failure=False)
+    assert (summary.rows, summary.failed, len(summary.data_version)) == (958, 1, 16)
+
+
+def test_missing_table_names_it(duckdb_warehouse: Path) -> None:
+    with pytest.raises(WarehouseError, match=r"mlops_course\.labeled_projects not found"):
+        validate_table(str(duckdb_warehouse), RAW_SCHEMA, "labeled_projects", "labeled_projects")
+
+
+def test_parquet_file_and_directory(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    labeled = frames["labeled_projects"]
+    file = tmp_path / "labeled_projects.parquet"
+    labeled.to_parquet(file)
+    folder = tmp_path / "labeled_dir"
+    folder.mkdir()
+    labeled.iloc[:500].to_parquet(folder / "part-0.parquet")
+    labeled.iloc[500:].to_parquet(folder / "part-1.parquet")
+
+    for path in (file, folder):
+        assert len(load_input(path)) == 955
+        summary = validate_input(path, "labeled_projects")
+        assert summary.success, summary.message()
+        assert (summary.rows, summary.source, len(summary.data_version)) == (955, str(path), 16)
+
+    leaked = _leaked_project(labeled)
+    leaked.to_parquet(file)
+    with pytest.raises(ValidationFailed, match=r"expect_compound_columns_to_be_unique\(title, description\)"):
+        validate_input(file, "labeled_projects")
+
+
+# --- the KFP component -------------------------------------------------------------------
+
+
+def test_component_passes_and_records_metadata(duckdb_warehouse: Path, tmp_path: Path) -> None:
+    ref = TableRef(f"duckdb:///{duckdb_warehouse}", RAW_SCHEMA, "projects", 955, data_version="abc123")
+    dataset = dsl.Dataset(uri=str(_write_ref(tmp_path / "projects.json", ref)))
+    docs = dsl.HTML(uri=str(tmp_path / "out" / "data_docs.html"))
+
+    outputs = ge_validate.python_func(dataset=dataset, suite="projects", data_docs=docs)
+
+    assert (outputs.success, outputs.failed_expectations) == (True, 0)
+    assert docs.path == str(tmp_path / "out" / "data_docs.html")  # a local uri is the path
+    _assert_self_contained(Path(docs.path))
+    meta = docs.metadata
+    assert {k: meta[k] for k in ("suite", "success", "evaluated", "failed", "rows", "data_version")} == {
+        "suite": "projects",
+        "success": True,
+        "evaluated": 9,
+        "failed": 0,
+        "rows": 955,
+        "data_version": "abc123",
+    }
+    assert meta["failures"] == []
+
+
+def test_component_fails_the_task_after_writing_the_docs(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    path = tmp_path / "tags.parquet"
+    _null("tag")(frames["tags"]).to_parquet(path)
+    docs = dsl.HTML(uri=str(tmp_path / "data_docs.html"))
+
+    with pytest.raises(ValidationFailed, match=r"expect_column_values_to_not_be_null\(tag\): 1 unexpected"):
+        ge_validate.python_func(dataset=dsl.Dataset(uri=str(path)), suite="tags", data_docs=docs)
+    assert "1 unexpected" in _assert_self_contained(Path(docs.path))
+    assert (docs.metadata["success"], docs.metadata["failed"]) == (False, 1)
+    assert docs.metadata["failures"] == ["expect_column_values_to_not_be_null(tag): 1 unexpected"]
+
+    # Report-only mode: the task succeeds and the outputs say what failed.
+    outputs = ge_validate.python_func(
+        dataset=dsl.Dataset(uri=str(path)), suite="tags", data_docs=docs, raise_on_failure=False
+    )
+    assert (outputs.success, outputs.failed_expectations) == (False, 1)
+
+
+# --- BigQuery: the pushed-down batch, built without network --------------------------------
+
+
+def test_bigquery_batch_spec_pushes_the_data_columns_down() -> None:
+    import sqlalchemy as sa
+    from great_expectations.datasource.fluent import SQLDatasource
+    from great_expectations.datasource.fluent.sql_datasource import QueryAsset
+
+    table_columns = ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta", "id", "created_on", "title"]
+    spec = bigquery_batch_spec(
+        "bigquery://my-proj?location=EU", RAW_SCHEMA, "projects", [*table_columns, "description"]
+    )
+
+    assert spec.connection_string == "bigquery://my-proj/mlops_course?location=EU"
+    assert (
+        spec.query == "select `id`, `created_on`, `title`, `description` from `my-proj.mlops_course.projects`"
+    )
+    assert (spec.asset_name, spec.batch_definition_name, spec.dialect) == (
+        "projects",
+        "whole_table",
+        "bigquery",
+    )
+    url = sa.engine.make_url(spec.connection_string)  # resolves the dialect without connecting
+    assert (url.get_dialect().name, url.host, url.database, url.query["location"]) == (
+        "bigquery",
+        "my-proj",
+        "mlops_course",
+        "EU",
+    )
+    # GX's own models accept the configs (constructing them opens no connection).
+    datasource = SQLDatasource(**spec.datasource_config())
+    asset = QueryAsset(**spec.asset_config())
+    assert (datasource.connection_string, asset.query) == (spec.connection_string, spec.query)
+
+    suite = build_suite("projects", dialect="bigquery")
+    kwargs = [e.configuration.kwargs for e in suite.expectations]
+    types = {k["column"]: k["type_"] for k in kwargs if "type_" in k}
+    assert types == {"title": "STRING", "description": "STRING"}
+    plain = [e.configuration.kwargs for e in build_suite("projects").expectations]
+    assert {k["type_"] for k in plain if "type_" in k} == {"str"}
+
+
+def test_bigquery_batch_spec_refuses_bad_input() -> None:
+    with pytest.raises(WarehouseError, match="not a BigQuery warehouse"):
+        bigquery_batch_spec("duckdb:///tmp/w.duckdb", RAW_SCHEMA, "projects", ["id"])
+    with pytest.raises(WarehouseError, match="invalid identifier"):
+        bigquery_batch_spec("bigquery://p", RAW_SCHEMA, "projects`; drop table x; --", ["id"])
+    with pytest.raises(WarehouseError, match="no data columns"):
+        bigquery_batch_spec("bigquery://p", RAW_SCHEMA, "projects", ["_airbyte_raw_id"])
+
+
+# --- the committed GX project -------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_validation_leaves_the_committed_project_untouched(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    gx_dir = project_dir("great_expectations")
+    git = [
+        "git",
+        "-C",
+        str(ROOT),
+        "status",
+        "--porcelain",
+        "--untracked-files=all",
+        "--ignored",
+        "great_expectations/",
+    ]
+    before_status = subprocess.run(git, capture_output=True, text=True, check=True).stdout
+    before = _snapshot(gx_dir)
+
+    for suite in SUITES:
+        validate_frame(frames[suite], suite, data_docs_path=tmp_path / f"{suite}.html")
+    validate_frame(_duplicate_id(frames["projects"]), "projects", raise_on_failure=False)
+
+    assert subprocess.run(git, capture_output=True, text=True, check=True).stdout == before_status
+    assert _snapshot(gx_dir) == before
+
+
+def test_the_committed_file_project_opens_and_its_checkpoints_run(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    """The repo folder is a real GX 1.x file project (opened on a copy: GX creates uncommitted/)."""
+    import great_expectations as gx
+
+    root = tmp_path / "great_expectations"
+    shutil.copytree(project_dir("great_expectations"), root, ignore=shutil.ignore_patterns("uncommitted"))
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+
+    assert sorted(s.name for s in context.suites.all()) == sorted(SUITES)
+    for suite in SUITES:
+        committed = context.suites.get(suite)
+        assert len(committed.expectations) == len(build_suite(suite).expectations) == EXPECTATIONS[suite]
+        columns = next(e for e in committed.expectations if e.expectation_type.endswith("ordered_list"))
+        assert columns.configuration.kwargs["column_list"] == COLUMNS[suite]
+    assert sorted(v.name for v in context.validation_definitions.all()) == sorted(SUITES)
+    result = context.checkpoints.get("tags").run(batch_parameters={"dataframe": frames["tags"]})
+    assert result.success
+    broken = context.checkpoints.get("projects").run(
+        batch_parameters={"dataframe": _duplicate_id(frames["projects"])}
+    )
+    assert not broken.success
+    # Credentials are only ever references to the environment.
+    config = (root / "gx" / "great_expectations.yml").read_text()
+    assert "connection_string: ${GX_BIGQUERY_CONNECTION_STRING}" in config
+
+
+def test_summary_message_when_passing() -> None:
+    summary = ValidationSummary("tags", True, 4, 4, 0, 10, data_docs="/x/d.html")
+    assert summary.message() == "suite tags passed 4 of 4 expectations; Data Docs: /x/d.html"

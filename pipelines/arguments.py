@@ -21,13 +21,16 @@ def local_arguments(
     elif name == "mlops":
         if args.trials < 1 or args.workers < 1:
             raise ValueError("--trials and --workers must be at least 1")
+        per_worker = -(-args.trials // args.workers)
         base = {
             "warehouse": settings.warehouse,
             "tracking_uri": settings.tracking_uri,
             "artifact_root": settings.artifact_root,
             "optuna_storage": settings.optuna_storage,
             "workers": list(range(args.workers)),
-            "trials_per_worker": -(-args.trials // args.workers),
+            # Trials are split evenly over the workers (rounded up).
+            "trials_per_worker": per_worker,
+            "expected_trials": per_worker * args.workers,
         }
     else:
         raise ValueError(f"no local arguments for pipeline {name!r}")

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
+# kfp.local logs its own lines (`16:01:51.000 - ERROR - Task ... FAILURE`) after a task's traceback.
+_KFP_LOG_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d+ - [A-Z]+ - ")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failed|Unavailable|Timeout|Conflict|Exit)\b")
 
 
 @dataclass
@@ -38,8 +42,10 @@ class TaskRecord:
         for i in range(len(lines) - 1, -1, -1):
             if lines[i].startswith("Traceback"):
                 tail = [ln for ln in lines[i + 1 :] if not ln.startswith(("File ", "^", "~"))]
-                exc = [ln for ln in tail if ":" in ln and not ln.startswith(" ")]
-                return exc[-1] if exc else tail[-1] if tail else ""
+                exc = [ln for ln in tail if ":" in ln and not _KFP_LOG_LINE.match(ln)]
+                # Prefer the exception line itself (`pkg.SomeError: message`) over trailing notes.
+                named = [ln for ln in exc if _EXCEPTION_LINE.match(ln)]
+                return named[-1] if named else exc[-1] if exc else tail[-1] if tail else ""
         return ""
 
 

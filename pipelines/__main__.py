@@ -41,6 +41,15 @@ def _progress(out: Any) -> Any:
     return show
 
 
+def _mounts(settings: Any, arguments: dict[str, Any]) -> dict[str, bool]:
+    """Host folders the step containers need: the stores (read-write), the source (read-only)."""
+    mounts = {str(settings.stores): False}
+    source = arguments.get("source")
+    if source and Path(source).is_dir() and not Path(source).resolve().is_relative_to(settings.stores):
+        mounts[str(Path(source).resolve())] = True
+    return mounts
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines import local
     from pipelines.arguments import local_arguments
@@ -59,15 +68,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"[{name}] running locally ({args.runner}); stores: {settings.stores}", file=out, flush=True)
-        result = local.run(
-            registry.load(name),
-            arguments,
-            settings.runs,
-            runner=args.runner,
-            docker_volumes=None,
-            verbose=args.verbose,
-            progress=_progress(out),
-        )
+        try:
+            result = local.run(
+                registry.load(name),
+                arguments,
+                settings.runs,
+                runner=args.runner,
+                docker_mounts=_mounts(settings, arguments) if args.runner == "docker" else None,
+                verbose=args.verbose,
+                progress=_progress(out),
+            )
+        except RuntimeError as exc:  # e.g. no Docker engine for --docker
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         results.append(result)
         print(f"[{name}] {result.status.lower()} in {result.seconds:.1f}s", file=out, flush=True)
         if result.status != local.SUCCEEDED:

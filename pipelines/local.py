@@ -192,6 +192,24 @@ def _collect(
     return outputs, sorted(reports)
 
 
+def docker_runner(runs_root: Path, mounts: dict[str, bool]) -> Any:
+    """A DockerRunner whose containers see `mounts` (host path -> read-only?) at the same
+    paths as the host, so warehouse / MLflow / source URIs mean the same thing inside.
+
+    Containers run as the invoking user so the files they write stay that user's.
+    """
+    import docker
+    from docker.types import Mount
+    from kfp import local
+
+    try:
+        docker.from_env().ping()
+    except Exception as exc:
+        raise RuntimeError(f"no Docker engine answers ({exc}); start one or use --local") from None
+    binds = [Mount(target=p, source=p, type="bind", read_only=ro) for p, ro in sorted(mounts.items())]
+    return local.DockerRunner(mounts=binds, user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"})
+
+
 def run(
     pipeline_func: Any,
     arguments: dict[str, Any],
@@ -199,7 +217,7 @@ def run(
     *,
     runner: str = "subprocess",
     reports_root: Path | None = None,
-    docker_volumes: dict[str, dict[str, str]] | None = None,
+    docker_mounts: dict[str, bool] | None = None,
     verbose: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
@@ -211,7 +229,7 @@ def run(
     runs_root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in runs_root.iterdir()}
     if runner == "docker":
-        kfp_runner: Any = local.DockerRunner(volumes=docker_volumes or {})
+        kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
     else:
         kfp_runner = local.SubprocessRunner(use_venv=False)
     local.init(runner=kfp_runner, pipeline_root=str(runs_root), raise_on_error=False)

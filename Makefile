@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCE ?= sample
 ARGS ?=
+# Some shells export PYTHONDONTWRITEBYTECODE; every pipeline step is a new process, so
+# without cached bytecode each one recompiles its imports (seconds per step).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install run test test-fast lint format compile bench clean constraints
 
@@ -13,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[all,dev]"
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project + dev tools from the pinned constraints

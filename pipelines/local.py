@@ -166,6 +166,38 @@ def report_types(pipeline_spec: Any) -> dict[tuple[str, str], str]:
     return out
 
 
+@contextlib.contextmanager
+def _named_outputs_in_conditions() -> Iterator[None]:
+    """Let `dsl.If` conditions read a named output (`task.outputs["decision"]`) locally.
+
+    kfp 2.17's local condition evaluator only resolves a task's single `Output`; a named
+    output (`pipelinechannel--evaluate-decision`) is looked up as a pipeline input, is not
+    found, and the condition is silently false. Clusters are not affected. This resolves
+    such references as task outputs when no pipeline input of that name exists.
+    """
+    from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
+
+    original = ConditionEvaluator.__dict__["_resolve_pipeline_channel"]
+
+    def resolve(channel_ref: str, io_store: Any) -> Any:
+        ref = channel_ref.replace("pipelinechannel--", "")
+        if "-Output" not in ref and "--" not in ref:
+            for key in (ref, channel_ref):
+                with contextlib.suppress(ValueError, KeyError):
+                    return io_store.get_parent_input(key)
+            parts = ref.split("-")
+            for i in range(len(parts) - 1, 0, -1):  # longest task name first: ge-validate-2
+                with contextlib.suppress(ValueError, KeyError):
+                    return io_store.get_task_output("-".join(parts[:i]), "-".join(parts[i:]))
+        return original.__func__(channel_ref, io_store)
+
+    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)
+    try:
+        yield
+    finally:
+        ConditionEvaluator._resolve_pipeline_channel = original
+
+
 def _collect(
     run_dir: Path, kinds: dict[tuple[str, str], str], reports_dir: Path, names: dict[str, str]
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -246,7 +278,7 @@ def run(
     with open(log_path, "w") as log:
         stream = _TaskStream(log, sys.stdout if verbose else None)
         observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
-        with observer, warnings.catch_warnings():
+        with observer, _named_outputs_in_conditions(), warnings.catch_warnings():
             # kfp.local warns that display names and custom images have no local effect: expected here.
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")

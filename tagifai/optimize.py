@@ -60,7 +60,10 @@ def make_objective(
 
 
 def create_study(
-    study_name: str, storage: str | None = None, seed: int = 0, startup_trials: int = 5
+    study_name: str,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    seed: int = 0,
+    startup_trials: int = 5,
 ) -> optuna.Study:
     """A maximizing study (shared when `storage` is an RDB URL) with a median pruner.
 

@@ -98,3 +98,95 @@ def airbyte_stub() -> Iterator[AirbyteStub]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# ===================================================================== mlflow_server ===
+# A real MLflow tracking server on loopback, for the MLOps step tests (train, evaluate,
+# promote against a server rather than a sqlite URI). Owned by the MLOps components;
+# imports are local so this block stays self-contained.
+
+MLFLOW_SERVER_START_TIMEOUT_S = 180.0
+
+
+def _mlflow_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _mlflow_stop(proc: Any) -> None:
+    """SIGTERM the server's own process group (it spawns uvicorn), then SIGKILL if it lingers."""
+    import os
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 (sqlite backend, proxied artifacts); yields its URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = _mlflow_free_port()
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
+    # No background job runner: the tests need tracking and the registry only.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log_path = root / "server.log"
+    timeout = float(os.environ.get("MLFLOW_SERVER_START_TIMEOUT_S", MLFLOW_SERVER_START_TIMEOUT_S))
+    with log_path.open("wb") as log:
+        # Own session: the server and its uvicorn child form one process group we can stop.
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()}")
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"mlflow server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}"
+                    )
+                time.sleep(0.25)
+            yield url
+        finally:
+            _mlflow_stop(proc)

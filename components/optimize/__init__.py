@@ -1,0 +1,1 @@
+"""optimize: one Optuna worker of a study shared by parallel workers (trials logged to MLflow)."""

@@ -1,0 +1,279 @@
+"""An Optuna worker: runs trials of a shared study and logs each as an MLflow child run.
+
+Workers share the study through an RDB storage (sqlite file locally, an RDB server or a
+sqlite file on a volume on a cluster) and share one MLflow parent run per study, found by
+its ``study_name`` tag. Each worker samples with its own seed so they propose different
+points.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import optuna
+import pandas as pd
+
+from tagifai import tracking
+from tagifai.config import DataConfig, SearchSpace, TrainParams
+from tagifai.data import LabelEncoder, prepare, split
+from tagifai.optimize import create_study, make_objective
+
+STUDY_TAG = "study_name"
+ROLE_TAG = "optuna_role"  # "study" on the shared parent run, "trial" on its children
+FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# sqlite allows one writer at a time: other processes wait up to this long for the lock.
+SQLITE_BUSY_TIMEOUT_S = 60
+SETUP_ATTEMPTS = 5
+PARENT_SETTLE_S = 1.0
+# The name goes into an MLflow filter string, which has no escapes for quotes.
+_STUDY_NAME = re.compile(r"""^[^'"\\]{1,256}$""")
+
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerResult:
+    """What one worker did."""
+
+    worker: int
+    parent_run_id: str
+    trials: list[int] = field(default_factory=list)  # trial numbers run by this worker
+    states: dict[str, int] = field(default_factory=dict)  # trial state name -> count
+
+    @property
+    def finished(self) -> int:
+        """Trials that completed or were pruned: the ones that count."""
+        return sum(self.states.get(s.name, 0) for s in FINISHED_STATES)
+
+
+def resolve_storage_url(storage: str) -> str:
+    """The storage URL; ``env:NAME`` reads it from an environment variable (a mounted secret)."""
+    if storage.startswith("env:"):
+        name = storage[len("env:") :]
+        value = os.environ.get(name, "")
+        if not value:
+            raise ValueError(f"Optuna storage: environment variable {name} is not set")
+        storage = value
+    if "://" not in storage:
+        raise ValueError(
+            f"Optuna storage {storage!r} is not an RDB URL: use sqlite:////abs/path/optuna.db or "
+            "postgresql://... (an in-memory study cannot be shared between workers)"
+        )
+    return storage
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: show the scheme only
+        return url.split("://", 1)[0] + "://***"
+
+
+def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
+    """An Optuna storage for the URL: sqlite gets a busy timeout; other RDB URLs pass through."""
+    url = resolve_storage_url(storage)
+    if not url.startswith("sqlite:"):
+        return url
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return _retry(
+        lambda: optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        )
+    )
+
+
+def _retry(fn: Callable[[], T]) -> T:
+    """Run `fn`, retrying a few times on database errors.
+
+    Workers start together: two may create the storage tables or the study at the same
+    moment, and the loser of that race sees "already exists"; the next attempt finds them.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            return fn()
+        except SQLAlchemyError:
+            if attempt == SETUP_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def load_shared_study(study_name: str, storage: str, seed: int = 0) -> optuna.Study:
+    """Create or load the shared study (maximize validation F1, TPE seeded per worker)."""
+    store = open_storage(storage)
+    # tagifai.optimize.create_study is typed for URLs; Optuna accepts a storage object too.
+    store_arg: Any = store
+    return _retry(lambda: create_study(study_name, store_arg, seed=seed))
+
+
+def _ensure_experiment(tracking_uri: str, experiment: str, artifact_location: str | None) -> str:
+    """Experiment id; tolerates a concurrent worker creating the store or the experiment first."""
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            return tracking.ensure_experiment(tracking_uri, experiment, artifact_location)
+        except Exception:
+            # "already exists" (the other worker won) or a locked fresh sqlite store.
+            if attempt == SETUP_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _parent_runs(client: Any, experiment_id: str, study_name: str) -> list[str]:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.{STUDY_TAG} = '{study_name}' and tags.{ROLE_TAG} = 'study'",
+    )
+    return [r.info.run_id for r in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))]
+
+
+def study_parent_run(
+    tracking_uri: str, experiment: str, study_name: str, artifact_location: str | None = None
+) -> str:
+    """The id of the study's parent run, shared by all workers (created by the first one).
+
+    Workers starting together may all find no parent and create one each. Each creator
+    then waits a moment, looks again and adopts the oldest (start time, then run id); the
+    others delete their own, so they converge on one parent. Children also carry the study
+    name as a tag, so nothing is lost even if a very slow store let two parents survive.
+    """
+    client = tracking.client(tracking_uri)
+    exp_id = _ensure_experiment(tracking_uri, experiment, artifact_location)
+    found = _parent_runs(client, exp_id, study_name)
+    if found:
+        return found[0]
+    own = tracking.start_parent_run(
+        tracking_uri,
+        experiment,
+        run_name=study_name,
+        tags={STUDY_TAG: study_name, ROLE_TAG: "study"},
+        artifact_location=artifact_location,
+    )
+    # Let a concurrent creator's insert land, so that every creator sees every candidate
+    # and picks the same one.
+    time.sleep(PARENT_SETTLE_S)
+    found = _parent_runs(client, exp_id, study_name)
+    winner = found[0] if found else own
+    if winner != own:
+        client.delete_run(own)
+    return winner
+
+
+def _trial_hook(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    study_name: str,
+    parent_run_id: str,
+    worker: int,
+    base: TrainParams,
+    artifact_location: str | None,
+    result: WorkerResult,
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """A study callback that logs every finished trial (complete, pruned, failed) as a child run."""
+
+    def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        result.trials.append(trial.number)
+        result.states[trial.state.name] = result.states.get(trial.state.name, 0) + 1
+        metrics: dict[str, float] = {}
+        if trial.value is not None:
+            metrics["val_f1"] = float(trial.value)
+        if trial.intermediate_values:
+            last = max(trial.intermediate_values)
+            metrics["last_val_f1"] = float(trial.intermediate_values[last])
+            metrics["epochs_run"] = float(last + 1)
+        if "threshold" in trial.user_attrs:
+            metrics["threshold"] = float(trial.user_attrs["threshold"])
+        tracking.log_run(
+            tracking_uri,
+            experiment,
+            run_name=f"{study_name}-trial-{trial.number}",
+            params=base.with_(**trial.params).to_dict(),
+            metrics=metrics,
+            tags={
+                STUDY_TAG: study_name,
+                ROLE_TAG: "trial",
+                "optuna_trial": str(trial.number),
+                "optuna_state": trial.state.name,
+                "optuna_worker": str(worker),
+            },
+            parent_run_id=parent_run_id,
+            artifact_location=artifact_location,
+        )
+
+    return log_trial
+
+
+def run_worker(
+    dataset_path: str | Path,
+    *,
+    study_name: str,
+    storage: str,
+    worker: int,
+    n_trials: int,
+    tracking_uri: str,
+    experiment: str = tracking.MODEL_NAME,
+    num_epochs: int = 30,
+    artifact_root: str = "",
+    space: SearchSpace | None = None,
+    data_cfg: DataConfig | None = None,
+) -> WorkerResult:
+    """Run `n_trials` trials of the shared study on the dataset's train / validation split."""
+    if not _STUDY_NAME.match(study_name):
+        raise ValueError(f"study name {study_name!r}: 1-256 characters without quotes or backslashes")
+    if n_trials < 1:
+        raise ValueError("n_trials must be at least 1")
+    cfg = data_cfg or DataConfig()
+    df = prepare(pd.read_parquet(dataset_path), cfg)
+    train_df, val_df, _ = split(df, cfg)
+    base = TrainParams(num_epochs=num_epochs)
+    artifact_location = artifact_root or None
+
+    study = load_shared_study(study_name, storage, seed=worker)
+    # The summary step rebuilds the full training params from these.
+    study.set_user_attr("base_params", base.to_dict())
+    study.set_user_attr("search_space", asdict(space or SearchSpace()))
+    parent = study_parent_run(tracking_uri, experiment, study_name, artifact_location)
+    result = WorkerResult(worker=worker, parent_run_id=parent)
+    objective = make_objective(train_df, val_df, base, space, label_encoder=LabelEncoder.fit(df["tag"]))
+
+    def tagged_objective(trial: optuna.trial.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        return objective(trial)
+
+    hook = _trial_hook(
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        study_name=study_name,
+        parent_run_id=parent,
+        worker=worker,
+        base=base,
+        artifact_location=artifact_location,
+        result=result,
+    )
+    client = tracking.client(tracking_uri)
+    try:
+        study.optimize(tagged_objective, n_trials=n_trials, callbacks=[hook])
+    except BaseException:
+        client.set_terminated(parent, status="FAILED")
+        raise
+    # Every worker closes the parent when it is done; the last one's end time stands. A
+    # worker that failed has marked it FAILED, which a later success does not hide.
+    if client.get_run(parent).info.status != "FAILED":
+        client.set_terminated(parent, status="FINISHED")
+    return result

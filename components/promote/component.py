@@ -1,0 +1,30 @@
+"""KFP wrapper of the promote step (logic in ``components.promote.core``)."""
+
+from kfp import dsl
+
+from components.images import IMAGES
+
+
+@dsl.component(base_image=IMAGES["promote"], install_kfp_package=False)
+def promote(version: str, tracking_uri: str, reason: str = "") -> str:
+    """Make a model version of ``tagifai`` the champion (registry alias ``champion``).
+
+    The version gets the tags ``promoted_from`` (the previous champion, or ``none``) and
+    ``promotion_reason``. Idempotent: promoting the current champion again changes nothing.
+
+    Args:
+        version: Registered model version to promote (from train).
+        tracking_uri: MLflow tracking (and registry) URI.
+        reason: Why (e.g. the evaluate step's reason); recorded on the version.
+
+    Returns:
+        Output: The promoted version.
+    """
+    from components.promote.core import promote as promote_version
+
+    out = promote_version(tracking_uri, version, reason)
+    if out.changed:
+        print(f"champion: v{out.previous or '-'} -> v{out.version} ({reason})")
+    else:
+        print(f"v{out.version} already is the champion; nothing changed")
+    return out.version

@@ -1,0 +1,40 @@
+"""KFP wrapper of the study_summary step (logic in ``components.study_summary.core``)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Output
+
+from components.images import IMAGES
+
+
+@dsl.component(base_image=IMAGES["study_summary"], install_kfp_package=False)
+def study_summary(
+    study_name: str,
+    storage: str,
+    expected_trials: int,
+    best_params: Output[Artifact],
+    report: Output[HTML],
+) -> float:
+    """Check that the optimize workers lost no trial and pick the best params.
+
+    The report is written first; the task then fails when the study's finished trials
+    (complete + pruned) differ from ``expected_trials`` or no trial completed.
+
+    Args:
+        study_name: The Optuna study the optimize workers shared.
+        storage: Optuna RDB storage URL (or ``env:NAME``), as given to the workers.
+        expected_trials: Workers × trials per worker.
+
+    Returns:
+        best_params: JSON of the full training params (base params + the best trial's values).
+        report: Self-contained HTML: trial accounting, best params, optimization history
+            (inline SVG), trials sorted by value.
+        Output: The best validation F1.
+    """
+    from components.study_summary.core import write_summary
+
+    summary = write_summary(study_name, storage, expected_trials, best_params.path, report.path)
+    meta = {"study_name": study_name, "finished_trials": summary.finished, "states": summary.counts}
+    best_params.metadata.update({**meta, "best_trial": summary.best_trial, "best_value": summary.best_value})
+    report.metadata.update(meta)
+    print(f"study {study_name}: {summary.finished} finished trials, best F1 {summary.best_value:.4f}")
+    return float(summary.best_value or 0.0)

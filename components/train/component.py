@@ -1,0 +1,78 @@
+"""KFP wrapper of the train step (logic in ``components.train.core``)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components.images import IMAGES
+
+
+@dsl.component(base_image=IMAGES["train"], install_kfp_package=False)
+def train(
+    dataset: Input[Dataset],
+    best_params: Input[Artifact],
+    tracking_uri: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+    experiment: str = "tagifai",
+    artifact_root: str = "",
+    param_overrides: str = "{}",
+    register_as: str = "tagifai",
+) -> NamedTuple("Outputs", [("version", str), ("run_id", str), ("test_f1", float)]):  # type: ignore[valid-type]
+    """Train the tag model with the best params, evaluate it on the test split, register it.
+
+    Logs params, overall / per-class / per-slice test metrics, the model folder and a
+    metrics JSON to MLflow, then registers a new model version tagged with the data version
+    and the run id.
+
+    Args:
+        dataset: Labeled projects as parquet (from extract).
+        best_params: Training params JSON (from study_summary).
+        tracking_uri: MLflow tracking (and registry) URI.
+        experiment: MLflow experiment of the run.
+        artifact_root: Artifact location for a new experiment (local sqlite tracking);
+            empty lets a tracking server decide.
+        param_overrides: JSON object of params that replace the best ones (e.g. to force a
+            worse model in a demo); unknown keys fail.
+        register_as: Registered model name.
+
+    Returns:
+        model: The model folder (loadable with ``tagifai.predict.load``).
+        metrics: Overall weighted test f1, precision, recall, and the fallback threshold.
+        confusion: Test confusion matrix over the model's classes.
+        version: The registered model version.
+        run_id: The MLflow run id.
+        test_f1: Weighted test F1 (with the `other` fallback).
+    """
+    from collections import namedtuple
+
+    from components.train.core import train_and_register
+
+    out = train_and_register(
+        dataset.path,
+        best_params.path,
+        tracking_uri,
+        model.path,
+        experiment=experiment,
+        artifact_root=artifact_root,
+        param_overrides=param_overrides,
+        register_as=register_as,
+        data_version=str(dataset.metadata.get("data_version", "")),
+    )
+    for key in ("f1", "precision", "recall"):
+        metrics.log_metric(key, out.metrics["overall"][key])
+    metrics.log_metric("threshold", out.threshold)
+    confusion.log_confusion_matrix(out.classes, out.confusion)
+    model.metadata.update(
+        {
+            "registered_model": register_as,
+            "version": out.version,
+            "run_id": out.run_id,
+            "data_version": out.data_version,
+        }
+    )
+    print(f"registered {register_as} v{out.version} (run {out.run_id}): test F1 {out.test_f1:.4f}")
+    Outputs = namedtuple("Outputs", ["version", "run_id", "test_f1"])
+    return Outputs(out.version, out.run_id, out.test_f1)

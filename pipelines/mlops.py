@@ -1,0 +1,87 @@
+"""MLOps: extract -> validate -> optimize (parallel Optuna workers) -> train -> evaluate -> promote.
+
+extract -> validate -> optimize x N (one shared study) -> study summary -> train (MLflow)
+        -> evaluate (candidate vs. champion, same test rows) -> dsl.If(promote) -> promote
+"""
+
+from kfp import dsl
+
+from components.evaluate.component import evaluate
+from components.extract.component import extract
+from components.ge_validate.component import ge_validate
+from components.optimize.component import optimize
+from components.promote.component import promote
+from components.study_summary.component import study_summary
+from components.train.component import train
+from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
+
+
+@dsl.pipeline(
+    name="mlops",
+    description="Extract labeled_projects, validate, tune with parallel Optuna workers, train and "
+    "register tagifai in MLflow, evaluate against the champion and promote only if it is better.",
+)
+def mlops(
+    warehouse: str = CLUSTER_WAREHOUSE,
+    tracking_uri: str = CLUSTER_TRACKING_URI,
+    artifact_root: str = "",
+    optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
+    workers: list = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
+    trials_per_worker: int = 10,
+    expected_trials: int = 20,
+    trial_epochs: int = 30,
+    experiment: str = "tagifai",
+    param_overrides: str = "{}",
+    margin: float = 0.0,
+    slice_tolerance: float = 0.05,
+) -> str:
+    data = extract(warehouse=warehouse)
+    data.set_caching_options(False).set_display_name("extract labeled_projects")
+    check = ge_validate(dataset=data.outputs["dataset"], suite="labeled_projects")
+    check.set_caching_options(False).set_display_name("validate dataset")
+
+    # One Optuna study per run, shared by every worker through `optuna_storage`.
+    study = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    with dsl.ParallelFor(workers, parallelism=2) as worker:
+        tune = optimize(
+            dataset=data.outputs["dataset"],
+            study_name=study,
+            storage=optuna_storage,
+            worker=worker,
+            n_trials=trials_per_worker,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            num_epochs=trial_epochs,
+            artifact_root=artifact_root,
+        ).after(check)
+        tune.set_caching_options(False).set_display_name("optimize")
+
+    best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(
+        tune
+    )
+    best.set_caching_options(False).set_display_name("study summary")
+
+    fit = train(
+        dataset=data.outputs["dataset"],
+        best_params=best.outputs["best_params"],
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        artifact_root=artifact_root,
+        param_overrides=param_overrides,
+    )
+    fit.set_caching_options(False).set_display_name("train")
+
+    gate = evaluate(
+        dataset=data.outputs["dataset"],
+        candidate_version=fit.outputs["version"],
+        tracking_uri=tracking_uri,
+        margin=margin,
+        slice_tolerance=slice_tolerance,
+    )
+    gate.set_caching_options(False).set_display_name("evaluate")
+
+    with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
+        promote(
+            version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"]
+        ).set_caching_options(False).set_display_name("promote")
+    return gate.outputs["decision"]

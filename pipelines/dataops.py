@@ -10,6 +10,7 @@ from components.airbyte_sync.component import airbyte_sync
 from components.dbt_transform.component import dbt_transform
 from components.ge_validate.component import ge_validate
 from components.publish.component import publish
+from pipelines.platform import wire
 from pipelines.settings import CLUSTER_SOURCE, CLUSTER_WAREHOUSE
 
 
@@ -41,9 +42,9 @@ def dataops(
             timeout_s=airbyte_timeout_s,
         )
         # A sync must always run: a cached result would skip loading new data.
-        sync.set_caching_options(False).set_display_name(f"sync {stream}")
+        wire(sync, "airbyte_sync").set_caching_options(False).set_display_name(f"sync {stream}")
         check = ge_validate(dataset=sync.outputs["table"], suite=stream)
-        check.set_caching_options(False).set_display_name(f"validate {stream}")
+        wire(check, "ge_validate").set_caching_options(False).set_display_name(f"validate {stream}")
         syncs[stream] = sync
         validations.append(check)
 
@@ -53,11 +54,11 @@ def dataops(
         warehouse=warehouse,
         target_schema=audit_schema,
     ).after(*validations)
-    transform.set_caching_options(False).set_display_name("transform labeled_projects")
+    wire(transform, "dbt_transform").set_caching_options(False).set_display_name("transform labeled_projects")
 
     audit = ge_validate(dataset=transform.outputs["labeled_projects"], suite="labeled_projects")
-    audit.set_caching_options(False).set_display_name("validate labeled_projects")
+    wire(audit, "ge_validate").set_caching_options(False).set_display_name("validate labeled_projects")
 
     published = publish(audited=transform.outputs["labeled_projects"]).after(audit)
-    published.set_caching_options(False).set_display_name("publish labeled_projects")
+    wire(published, "publish").set_caching_options(False).set_display_name("publish labeled_projects")
     return published.outputs["Output"]

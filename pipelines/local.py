@@ -7,6 +7,7 @@ terminal with `verbose`), while the user sees one progress line per task. The ru
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -201,26 +202,31 @@ def _named_outputs_in_conditions() -> Iterator[None]:
 def _collect(
     run_dir: Path, kinds: dict[tuple[str, str], str], reports_dir: Path, names: dict[str, str]
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Task outputs from each executor_output.json; HTML / Markdown reports copied to
-    `reports_dir` under stable names (`<task>.<artifact>.html`), newest run wins."""
+    """Task outputs from each executor_output.json, and the HTML / Markdown reports copied
+    to `reports_dir` under stable names (`<task>.<artifact>.html`; the newest run wins).
+
+    Reports are found by their place in the run folder, not through executor_output.json,
+    which a failed task never writes: a failed validation's Data Docs are listed too.
+    """
     outputs: dict[str, dict[str, Any]] = {}
-    reports: list[str] = []
-    for eo in sorted(run_dir.glob("*/executor_output.json")):
+    for eo in sorted(run_dir.rglob("executor_output.json")):
         task = eo.parent.name
         data = json.loads(eo.read_text())
-        arts: dict[str, list[dict[str, Any]]] = {}
-        for name, art in data.get("artifacts", {}).items():
-            arts[name] = [a.get("metadata", {}) for a in art.get("artifacts", [])]
-            ext = kinds.get((task, name))
-            for a in art.get("artifacts", []):
-                src = Path(a.get("uri", ""))
-                if ext and src.is_file():
-                    reports_dir.mkdir(parents=True, exist_ok=True)
-                    label = names.get(task, task).replace(" ", "-")
-                    dst = reports_dir / f"{label}.{name}{ext}"
-                    shutil.copyfile(src, dst)
-                    reports.append(str(dst))
+        arts = {
+            name: [a.get("metadata", {}) for a in art.get("artifacts", [])]
+            for name, art in data.get("artifacts", {}).items()
+        }
         outputs[names.get(task, task)] = {"parameters": data.get("parameterValues", {}), "artifacts": arts}
+    reports: list[str] = []
+    for (task, art), ext in sorted(kinds.items()):
+        for i, src in enumerate(
+            sorted(p for p in run_dir.rglob(art) if p.parent.name == task and p.is_file())
+        ):
+            reports_dir.mkdir(parents=True, exist_ok=True)
+            label = names.get(task, task).replace(" ", "-") + (f"-{i}" if i else "")
+            dst = reports_dir / f"{label}.{art}{ext}"
+            shutil.copyfile(src, dst)
+            reports.append(str(dst))
     return outputs, sorted(reports)
 
 
@@ -275,6 +281,9 @@ def run(
     records: list[TaskRecord] = []
     t0 = time.perf_counter()
     error = ""
+    # kfp.local indents task logs by swapping builtins.print; parallel tasks (ParallelFor)
+    # can restore each other's swap and leave it in place: put the original back afterwards.
+    original_print = builtins.print
     with open(log_path, "w") as log:
         stream = _TaskStream(log, sys.stdout if verbose else None)
         observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
@@ -290,6 +299,7 @@ def run(
                 error = f"{type(exc).__name__}: {exc}"
             finally:
                 sys.stdout = real_stdout
+                builtins.print = original_print
                 if old_tmp is None:
                     os.environ.pop("TMPDIR", None)
                 else:

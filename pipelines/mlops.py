@@ -13,6 +13,7 @@ from components.optimize.component import optimize
 from components.promote.component import promote
 from components.study_summary.component import study_summary
 from components.train.component import train
+from pipelines.platform import wire
 from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
 
 
@@ -36,9 +37,9 @@ def mlops(
     slice_tolerance: float = 0.05,
 ) -> str:
     data = extract(warehouse=warehouse)
-    data.set_caching_options(False).set_display_name("extract labeled_projects")
+    wire(data, "extract").set_caching_options(False).set_display_name("extract labeled_projects")
     check = ge_validate(dataset=data.outputs["dataset"], suite="labeled_projects")
-    check.set_caching_options(False).set_display_name("validate dataset")
+    wire(check, "ge_validate").set_caching_options(False).set_display_name("validate dataset")
 
     # One Optuna study per run, shared by every worker through `optuna_storage`.
     study = dsl.PIPELINE_JOB_ID_PLACEHOLDER
@@ -54,12 +55,12 @@ def mlops(
             num_epochs=trial_epochs,
             artifact_root=artifact_root,
         ).after(check)
-        tune.set_caching_options(False).set_display_name("optimize")
+        wire(tune, "optimize").set_caching_options(False).set_display_name("optimize")
 
     best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(
         tune
     )
-    best.set_caching_options(False).set_display_name("study summary")
+    wire(best, "study_summary").set_caching_options(False).set_display_name("study summary")
 
     fit = train(
         dataset=data.outputs["dataset"],
@@ -69,7 +70,7 @@ def mlops(
         artifact_root=artifact_root,
         param_overrides=param_overrides,
     )
-    fit.set_caching_options(False).set_display_name("train")
+    wire(fit, "train").set_caching_options(False).set_display_name("train")
 
     gate = evaluate(
         dataset=data.outputs["dataset"],
@@ -78,10 +79,11 @@ def mlops(
         margin=margin,
         slice_tolerance=slice_tolerance,
     )
-    gate.set_caching_options(False).set_display_name("evaluate")
+    wire(gate, "evaluate").set_caching_options(False).set_display_name("evaluate")
 
     with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
-        promote(
+        crown = promote(
             version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"]
-        ).set_caching_options(False).set_display_name("promote")
+        )
+        wire(crown, "promote").set_caching_options(False).set_display_name("promote")
     return gate.outputs["decision"]

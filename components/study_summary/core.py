@@ -62,7 +62,11 @@ def summarize(study: optuna.Study, expected_trials: int) -> StudySummary:
         base = TrainParams.from_dict(study.user_attrs.get("base_params", {}))
         summary.best_value = float(study.best_value)
         summary.best_trial = best.number
-        summary.best_params = merge_best_params(study, base).to_dict()
+        # Trials may train for fewer epochs to save time; the final model trains for the
+        # full default (override with train's param_overrides).
+        summary.best_params = (
+            merge_best_params(study, base).with_(num_epochs=TrainParams().num_epochs).to_dict()
+        )
     return summary
 
 

@@ -1,0 +1,180 @@
+"""Kubernetes wiring of pipeline tasks: Secrets, the stores PVC, retries and timeouts.
+
+Pipelines call these on their tasks (``wire(task, "train")``); components never do
+(STYLE: wiring is attached in the pipeline). Everything here lands in the
+``platforms.kubernetes`` section of the compiled YAML as *references*: Secret names,
+keys and mount paths. No secret value is ever read at compile time, so none can end
+up in the YAML.
+
+Where the referenced objects live: a Kubernetes-backed KFP creates each step's pod
+in the namespace of the run (``kubeflow`` for a standalone install, the profile
+namespace for a multi-user one). The Secrets and the PVC below must exist there;
+``manifests/base/runtime`` creates them (see ``docs/cluster.md``).
+
+Optional Secrets: kfp-kubernetes 2.17 supports ``optional=True`` for Secrets used as
+env vars and as volumes, and the KFP backend of the same release honours it (it
+sets ``secretKeyRef.optional`` / ``secret.optional`` on the pod). The credentials
+here are optional because the embedded default (DuckDB warehouse, no Airbyte
+server, an MLflow server without auth) needs none of them: a step whose Secret or
+key is missing simply gets no such variable. An empty value behaves the same for
+our steps (they treat ``""`` as unset). The SDK writes the ``optional`` field even
+when it is false, and KFP backends that predate it (e.g. the 2.x of Kubeflow 1.9,
+kubeflow/pipelines#12495) refuse to run such a pipeline: match the backend to the
+SDK, as ``scripts/cluster.sh`` does (KFP 2.17.3).
+
+kfp.local ignores all ``kfp.kubernetes`` settings but honours ``set_retry``,
+backoff included: a deterministic local failure (a broken source file in the
+embedded mode) would be retried with 20 + 40 + 80 s of waiting. ``without_retries``
+gives a local runner a copy of a pipeline with the retry policies removed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+from pipelines.settings import CLUSTER_STORES
+
+AIRBYTE_SECRET = "airbyte-credentials"
+WAREHOUSE_SECRET = "bigquery-credentials"
+MLFLOW_SECRET = "mlflow-credentials"
+STORES_PVC = "kfp-mlops-stores"
+
+# Secret key -> environment variable.
+AIRBYTE_ENV = {
+    "AIRBYTE_CLIENT_ID": "AIRBYTE_CLIENT_ID",
+    "AIRBYTE_CLIENT_SECRET": "AIRBYTE_CLIENT_SECRET",
+    "AIRBYTE_USERNAME": "AIRBYTE_USERNAME",
+    "AIRBYTE_PASSWORD": "AIRBYTE_PASSWORD",
+}
+MLFLOW_ENV = {
+    "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
+}
+# The BigQuery service-account key is mounted as a file; GOOGLE_APPLICATION_CREDENTIALS
+# comes from the same Secret (key ``GOOGLE_APPLICATION_CREDENTIALS``, normally
+# ``/var/secrets/google/key.json``) rather than being compiled in: with GKE Workload
+# Identity there is no key file, and a variable naming a missing file would make
+# google-auth fail instead of falling back to the metadata server. Leave both keys
+# out (or empty) of the Secret for Workload Identity or a DuckDB warehouse.
+GOOGLE_CREDENTIALS_DIR = "/var/secrets/google"
+GOOGLE_KEY_FILE = f"{GOOGLE_CREDENTIALS_DIR}/key.json"
+WAREHOUSE_ENV = {"GOOGLE_APPLICATION_CREDENTIALS": "GOOGLE_APPLICATION_CREDENTIALS"}
+
+# Pod-level retries for steps whose work is a call to an external service. The
+# MLflow and BigQuery clients already retry HTTP errors inside the step; Airbyte
+# syncs are long jobs behind a flaky API, so the whole step is retried (it is
+# idempotent: a sync already running (409) is attached to, not started twice).
+EXTERNAL_RETRIES = 3
+EXTERNAL_BACKOFF = "20s"  # then 40 s, 80 s
+EXTERNAL_BACKOFF_FACTOR = 2.0
+EXTERNAL_BACKOFF_MAX = "600s"
+# activeDeadlineSeconds of each attempt's pod: above the step's own Airbyte job
+# timeout (1 h by default), so the step can cancel its job before the pod is killed.
+EXTERNAL_TIMEOUT_S = 2 * 3600
+
+
+def use_airbyte_credentials(task: PipelineTask) -> PipelineTask:
+    """Airbyte API credentials from Secret ``airbyte-credentials`` as env vars (optional)."""
+    return kubernetes.use_secret_as_env(task, AIRBYTE_SECRET, dict(AIRBYTE_ENV), optional=True)
+
+
+def use_warehouse_credentials(task: PipelineTask) -> PipelineTask:
+    """BigQuery credentials: Secret ``bigquery-credentials`` at /var/secrets/google (optional)."""
+    kubernetes.use_secret_as_volume(task, WAREHOUSE_SECRET, GOOGLE_CREDENTIALS_DIR, optional=True)
+    return kubernetes.use_secret_as_env(task, WAREHOUSE_SECRET, dict(WAREHOUSE_ENV), optional=True)
+
+
+def use_mlflow_credentials(task: PipelineTask) -> PipelineTask:
+    """MLflow tracking-server basic auth from Secret ``mlflow-credentials`` (optional)."""
+    return kubernetes.use_secret_as_env(task, MLFLOW_SECRET, dict(MLFLOW_ENV), optional=True)
+
+
+def mount_stores(task: PipelineTask) -> PipelineTask:
+    """The ``kfp-mlops-stores`` PVC at /mnt/stores (DuckDB warehouse, Optuna sqlite, sources)."""
+    return kubernetes.mount_pvc(task, STORES_PVC, CLUSTER_STORES)
+
+
+def external_call_policy(
+    task: PipelineTask,
+    retries: int = EXTERNAL_RETRIES,
+    timeout_s: int = EXTERNAL_TIMEOUT_S,
+) -> PipelineTask:
+    """Bounded retries with exponential backoff, and a deadline for each attempt's pod."""
+    if retries > 0:
+        task.set_retry(
+            num_retries=retries,
+            backoff_duration=EXTERNAL_BACKOFF,
+            backoff_factor=EXTERNAL_BACKOFF_FACTOR,
+            backoff_max_duration=EXTERNAL_BACKOFF_MAX,
+        )
+    return kubernetes.set_timeout(task, timeout_s)
+
+
+Wiring = Callable[[PipelineTask], PipelineTask]
+
+# What each step needs on a cluster. Every step mounts the stores PVC: the embedded
+# warehouse and the Optuna sqlite live there in the kind / minikube overlays.
+STEPS: dict[str, tuple[Wiring, ...]] = {
+    "airbyte_sync": (use_airbyte_credentials, use_warehouse_credentials, mount_stores, external_call_policy),
+    "ge_validate": (use_warehouse_credentials, mount_stores),
+    "dbt_transform": (use_warehouse_credentials, mount_stores),
+    "extract": (use_warehouse_credentials, mount_stores),
+    "publish": (use_warehouse_credentials, mount_stores),
+    "optimize": (use_mlflow_credentials, mount_stores),
+    "study_summary": (use_mlflow_credentials, mount_stores),
+    "train": (use_mlflow_credentials, mount_stores),
+    "evaluate": (use_mlflow_credentials, mount_stores),
+    "promote": (use_mlflow_credentials, mount_stores),
+    # Continual learning: monitor reads the warehouse and the registry, compose reads
+    # the warehouse, rollback moves a registry alias.
+    "monitor": (use_warehouse_credentials, use_mlflow_credentials, mount_stores),
+    "compose": (use_warehouse_credentials, mount_stores),
+    "rollback": (use_mlflow_credentials, mount_stores),
+}
+
+
+def wire(task: PipelineTask, step: str, retries: int = EXTERNAL_RETRIES) -> PipelineTask:
+    """Attach the Secrets, PVC and call policy that ``step`` needs; returns the task.
+
+    Args:
+        task: The pipeline task (a component call inside a ``@dsl.pipeline``).
+        step: The step's name, as in ``components/<step>/`` (e.g. ``"airbyte_sync"``).
+        retries: Pod-level retries of a step that calls an external service (0: none).
+
+    Returns:
+        The same task, for chaining.
+    """
+    try:
+        wirings = STEPS[step]
+    except KeyError:
+        raise KeyError(f"no platform wiring for step {step!r}; known: {', '.join(STEPS)}") from None
+    for apply in wirings:
+        if apply is external_call_policy:
+            external_call_policy(task, retries=retries)
+        else:
+            apply(task)
+    return task
+
+
+def _dags(spec: Any) -> Iterator[Any]:
+    yield spec.root.dag
+    for component in spec.components.values():
+        if component.HasField("dag"):
+            yield component.dag
+
+
+def without_retries(pipeline: Any) -> Any:
+    """A copy of a ``@dsl.pipeline`` with every task's retry policy removed (for kfp.local).
+
+    The original is left as it is, so compiling it for a cluster keeps its retries.
+    """
+    clone = copy.deepcopy(pipeline)
+    for dag in _dags(clone.pipeline_spec):
+        for task in dag.tasks.values():
+            task.ClearField("retry_policy")
+    return clone

@@ -1,0 +1,95 @@
+"""MLOps end to end on the lesson's data through the CLI (kfp.local SubprocessRunner):
+the acceptance of the MLOps issue, checked against the MLflow store itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tagifai import tracking
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSON_F1 = 0.8265
+CLASSES = ["computer-vision", "mlops", "natural-language-processing", "other"]
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(*args: str, stores: Path) -> tuple[int, dict[str, Any], str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines", *args, "--stores", str(stores), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    lines = proc.stdout.strip().splitlines()
+    return proc.returncode, json.loads(lines[-1]) if lines else {}, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, madewithml_dir) -> dict[str, Any]:
+    stores = tmp_path_factory.mktemp("stores")
+    code, summary, err = cli("run", "all", "--local", "--source", str(madewithml_dir), stores=stores)
+    assert code == 0, f"run all failed: {summary.get('error')}\n{err[-3000:]}"
+    return {"stores": stores, "summary": summary}
+
+
+def test_run_all_publishes_and_crowns_a_champion_above_the_lesson(first_run) -> None:
+    s, stores = first_run["summary"], first_run["stores"]
+    assert s["status"] == "SUCCEEDED" and s["rows_published"] == 955
+    uri = f"sqlite:///{stores / 'mlflow.db'}"
+    assert s["tracking_uri"] == uri
+    champ = tracking.get_alias(uri)
+    assert champ is not None and str(champ.version) == s["champion_version"] == "1"
+    metrics = tracking.run_metrics(uri, champ.run_id)
+    print(
+        f"champion test F1 {metrics['test_f1']:.4f} (argmax {metrics.get('test_f1_argmax', float('nan')):.4f})"
+    )
+    assert metrics["test_f1"] >= LESSON_F1
+    assert {"test_precision", "test_recall", "test_f1"} <= set(metrics)
+    assert any(k.startswith("test_slice_nlp_cnn") for k in metrics)
+    assert champ.tags["data_version"] and champ.tags["run_id"] == champ.run_id
+    # 20 trials by default, none lost
+    tasks = [t["name"] for t in s["tasks"]]
+    assert tasks.count("optimize") == 2 and "promote" in tasks
+
+
+def _task_output(summary: dict[str, Any], pipeline: str, task_dir: str) -> dict[str, Any]:
+    run_dir = Path(next(p["run_dir"] for p in summary["pipelines"] if p["pipeline"] == pipeline))
+    return json.loads((run_dir / task_dir / "executor_output.json").read_text())
+
+
+def test_typed_outputs_have_real_content(first_run) -> None:
+    s = first_run["summary"]
+    train_out = _task_output(s, "mlops", "train")["artifacts"]
+    confusion = train_out["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert [c["displayName"] for c in confusion["annotationSpecs"]] == CLASSES
+    rows = confusion["rows"]
+    assert len(rows) == 4 and sum(sum(r["row"]) for r in rows) == 144  # the whole test split
+    metrics = train_out["metrics"]["artifacts"][0]["metadata"]
+    assert 0.8 < metrics["f1"] <= 1 and 0 <= metrics["threshold"] < 1
+    reports = {Path(p).name: Path(p) for p in s["reports"]}
+    html = reports["study-summary.report.html"].read_text()
+    assert "<table" in html and "http://" not in html and "https://" not in html
+    md = reports["evaluate.report.md"].read_text()
+    assert "promote" in md and "|" in md
+
+
+def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run) -> None:
+    stores = first_run["stores"]
+    worse = json.dumps({"num_epochs": 1, "learning_rate": 1e-05})
+    code, s, err = cli(
+        "run", "mlops", "--local", "--trials", "2", "--param", f"param_overrides={worse}", stores=stores
+    )
+    assert code == 0, f"{s.get('error')}\n{err[-2000:]}"
+    assert s["model_version"] == "2" and s["decision"] == "keep"
+    uri = f"sqlite:///{stores / 'mlflow.db'}"
+    assert str(tracking.get_alias(uri).version) == "1"  # champion unchanged
+    assert [str(v.version) for v in tracking.list_versions(uri)] == ["1", "2"]  # v2 registered
+    assert "<" in s["reason"]  # names the numbers: candidate f1 ... < champion ...

@@ -1,0 +1,109 @@
+"""The compiled MLOps pipeline: typed outputs the KFP UI can show, images, the parallel
+optimize loop and the promotion gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from kfp import compiler, components
+
+from components.images import IMAGES
+from pipelines.mlops import mlops
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("compiled") / "mlops.yaml"
+    compiler.Compiler().compile(mlops, str(path))
+    components.load_component_from_file(str(path))  # what users who download it get
+    # the pipeline spec, then the Kubernetes platform spec (secrets, PVC, timeouts)
+    return next(yaml.safe_load_all(path.read_text()))
+
+
+def _outputs(spec: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """component name -> {output artifact: schema title}"""
+    return {
+        name: {
+            a: d["artifactType"]["schemaTitle"]
+            for a, d in c.get("outputDefinitions", {}).get("artifacts", {}).items()
+        }
+        for name, c in spec["components"].items()
+    }
+
+
+def test_declares_the_typed_outputs_the_ui_shows(spec) -> None:
+    outs = _outputs(spec)
+    assert outs["comp-train"] == {
+        "model": "system.Model",
+        "metrics": "system.Metrics",
+        "confusion": "system.ClassificationMetrics",
+    }
+    assert outs["comp-study-summary"]["report"] == "system.HTML"
+    assert outs["comp-evaluate"]["report"] == "system.Markdown"
+    assert outs["comp-ge-validate"]["data_docs"] == "system.HTML"
+    assert outs["comp-extract"]["dataset"] == "system.Dataset"
+
+
+def test_every_step_runs_its_own_image_without_pip(spec) -> None:
+    executors = spec["deploymentSpec"]["executors"]
+    expected = {
+        "exec-extract": IMAGES["extract"],
+        "exec-ge-validate": IMAGES["ge_validate"],
+        "exec-optimize": IMAGES["optimize"],
+        "exec-study-summary": IMAGES["study_summary"],
+        "exec-train": IMAGES["train"],
+        "exec-evaluate": IMAGES["evaluate"],
+        "exec-promote": IMAGES["promote"],
+    }
+    for name, image in expected.items():
+        container = executors[name]["container"]
+        assert container["image"] == image and not image.endswith(":latest")
+        assert "pip install" not in " ".join(container["command"] + container.get("args", []))
+
+
+def test_optimize_fans_out_and_promote_is_gated(spec) -> None:
+    root = spec["root"]["dag"]["tasks"]
+    loop = next(t for t in root.values() if "parameterIterator" in t)
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 2
+    gate = next(t for t in root.values() if t.get("triggerPolicy", {}).get("condition"))
+    assert (
+        "evaluate-decision" in gate["triggerPolicy"]["condition"]
+        and "'promote'" in gate["triggerPolicy"]["condition"]
+    )
+    body = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
+    assert [t["componentRef"]["name"] for t in body.values()] == ["comp-promote"]
+
+
+def test_study_name_is_unique_per_run(spec) -> None:
+    text = yaml.safe_dump(spec)
+    assert text.count("{{$.pipeline_job_uuid}}") >= 2  # optimize workers and the study summary
+
+
+def test_pipeline_parameters(spec) -> None:
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    for name in (
+        "warehouse",
+        "tracking_uri",
+        "optuna_storage",
+        "workers",
+        "trials_per_worker",
+        "margin",
+        "slice_tolerance",
+        "param_overrides",
+    ):
+        assert name in params
+    assert params["workers"]["parameterType"] == "LIST"
+
+
+def test_platform_spec_wires_secrets_and_the_stores_volume(tmp_path) -> None:
+    path = tmp_path / "mlops.yaml"
+    compiler.Compiler().compile(mlops, str(path))
+    platform = list(yaml.safe_load_all(path.read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
+        "executors"
+    ]
+    train = platform["exec-train"]
+    assert {p["secretName"] for p in train.get("secretAsEnv", [])} == {"mlflow-credentials"}
+    assert train["pvcMount"][0]["mountPath"] == "/mnt/stores"
+    assert "exec-extract" in platform and "exec-promote" in platform

@@ -75,6 +75,9 @@ def read_published(warehouse: str, schema: str, table: str, bq_client: Any = Non
         df = read_bigquery(bq_client or bigquery_client(wh), wh.project, schema, table)
     if df.empty:
         raise WarehouseError(f"table {schema}.{table} in {wh} is empty: nothing to train on")
+    # A table scan has no order; the dataset (and so its split) must not depend on it.
+    if "id" in df.columns:
+        df = df.sort_values("id", kind="stable").reset_index(drop=True)
     return df
 
 

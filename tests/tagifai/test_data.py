@@ -70,3 +70,10 @@ def test_oversample_balances_classes_deterministically() -> None:
     assert np.bincount(y[idx]).tolist() == [8, 8, 8]
     assert set(np.flatnonzero(y == 0)) <= set(idx)  # originals kept
     assert data.oversample_indices(y, seed=1).tolist() == idx.tolist()
+
+
+def test_split_does_not_depend_on_row_order(tiny_labeled, tiny_cfg) -> None:
+    df = data.prepare(pd.concat([tiny_labeled] * 5, ignore_index=True).assign(id=range(200)), tiny_cfg)
+    shuffled = df.sample(frac=1.0, random_state=3)
+    for a, b in zip(data.split(df, tiny_cfg), data.split(shuffled, tiny_cfg), strict=True):
+        assert a["id"].tolist() == b["id"].tolist()

@@ -1,0 +1,105 @@
+"""Whole-pipeline benchmark: `run all` on the real data with per-task seconds and the
+orchestration overhead (task wall time minus the time inside the component body).
+
+    python benchmarks/pipelines.py [--source DIR] [--trials 20] [--docker]
+
+The body time of a task is read from the KFP executor's own log lines inside the task
+(from "Looking for component" to "Wrote executor output"); what is left of the task's
+wall time is the orchestrator's: process or container start, interpreter and kfp import,
+argument and output plumbing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_STAMP = re.compile(
+    r"\[KFP Executor (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\]: (Looking for component|Wrote executor output)"
+)
+GOAL_TOTAL_S = 60.0
+GOAL_OVERHEAD_S = {"subprocess": 0.15, "docker": 0.6}
+
+
+def body_seconds(log: str) -> float | None:
+    stamps = {kind: datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f") for ts, kind in _STAMP.findall(log)}
+    if len(stamps) < 2:
+        return None
+    return (stamps["Wrote executor output"] - stamps["Looking for component"]).total_seconds()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", default=str(ROOT.parent / "shared" / "data" / "madewithml"))
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--docker", action="store_true", help="run the steps in their images (DockerRunner)")
+    args = ap.parse_args()
+
+    from pipelines import local, registry
+    from pipelines.__main__ import _mounts
+    from pipelines.arguments import local_arguments
+    from pipelines.platform import without_retries
+    from pipelines.settings import LocalSettings
+
+    runner = "docker" if args.docker else "subprocess"
+    stores = Path(
+        tempfile.mkdtemp(
+            prefix="bench-pipelines-", dir=ROOT / "stores" if (ROOT / "stores").exists() else None
+        )
+    )
+    settings = LocalSettings.from_env(stores)
+    settings.ensure()
+    ns = argparse.Namespace(source=args.source, trials=args.trials, workers=args.workers)
+    rows = []
+    t0 = time.perf_counter()
+    for name in ("dataops", "mlops"):
+        arguments = local_arguments(name, settings, ns, {})
+        mounts = _mounts(settings, arguments) if args.docker else None
+        result = local.run(
+            without_retries(registry.load(name)),
+            arguments,
+            settings.runs,
+            runner=runner,
+            docker_mounts=mounts,
+        )
+        if result.status != local.SUCCEEDED:
+            print(f"{name} failed: {result.error}")
+            return 1
+        for task in result.tasks:
+            body = body_seconds("".join(task.log))
+            rows.append((name, task.name, task.seconds, body))
+    total = time.perf_counter() - t0
+
+    print(f"\nrun all ({runner}), source {args.source}, {args.trials} trials on {args.workers} workers")
+    print(f"{'pipeline':<9} {'task':<28} {'wall s':>8} {'body s':>8} {'overhead s':>11}")
+    overheads = []
+    for pipe, task, wall, body in rows:
+        over = wall - body if body is not None else float("nan")
+        if body is not None:
+            overheads.append(over)
+        print(
+            f"{pipe:<9} {task:<28} {wall:>8.2f} {body if body is not None else float('nan'):>8.2f} {over:>11.3f}"
+        )
+    mean_over = sum(overheads) / max(len(overheads), 1)
+    print(
+        f"total wall {total:.1f}s (goal < {GOAL_TOTAL_S:.0f}s); tasks {len(rows)}; "
+        f"overhead per task mean {mean_over:.3f}s, max {max(overheads):.3f}s (goal <= {GOAL_OVERHEAD_S[runner]}s)"
+    )
+    if total >= GOAL_TOTAL_S:
+        print("GOAL MISSED: total wall time")
+    if mean_over > GOAL_OVERHEAD_S[runner]:
+        print("GOAL MISSED: orchestration overhead per task")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""rollback: move the registry's `champion` alias back to the version it replaced, recording why."""

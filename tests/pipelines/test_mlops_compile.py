@@ -107,3 +107,15 @@ def test_platform_spec_wires_secrets_and_the_stores_volume(tmp_path) -> None:
     assert {p["secretName"] for p in train.get("secretAsEnv", [])} == {"mlflow-credentials"}
     assert train["pvcMount"][0]["mountPath"] == "/mnt/stores"
     assert "exec-extract" in platform and "exec-promote" in platform
+
+
+def test_both_pipelines_use_the_six_step_images(tmp_path) -> None:
+    from components.images import STEPS
+    from pipelines.compile import compile_all
+
+    images = set()
+    for path in compile_all(tmp_path, ["dataops", "mlops"]):
+        spec = next(yaml.safe_load_all(path.read_text()))
+        images |= {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {IMAGES[s] for s in STEPS} and len(images) == 6
+    assert not any(i.endswith(":latest") for i in images)

@@ -1,10 +1,16 @@
 """MLOps: extract -> validate -> optimize (parallel Optuna workers) -> train -> evaluate -> promote.
 
-extract -> validate -> optimize x N (one shared study) -> study summary -> train (MLflow)
-        -> evaluate (candidate vs. champion, same test rows) -> dsl.If(promote) -> promote
+    extract -> [train_and_promote]
+    train_and_promote: validate -> optimize x N (one shared study) -> study summary
+        -> train (MLflow run + registry version) -> evaluate (candidate vs. champion, same test rows)
+        -> dsl.If(promote) -> promote
+
+`train_and_promote` is a pipeline of its own so that the continual-learning pipeline can
+nest it on a composed retraining set.
 """
 
 from kfp import dsl
+from kfp.dsl import Dataset, Input
 
 from components.evaluate.component import evaluate
 from components.extract.component import extract
@@ -15,6 +21,72 @@ from components.study_summary.component import study_summary
 from components.train.component import train
 from pipelines.platform import wire
 from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
+
+
+@dsl.pipeline(
+    name="train-and-promote",
+    description="Validate a labeled dataset, tune, train and register tagifai, and promote it "
+    "to champion only if it beats the current champion.",
+)
+def train_and_promote(
+    dataset: Input[Dataset],
+    tracking_uri: str = CLUSTER_TRACKING_URI,
+    artifact_root: str = "",
+    optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
+    workers: list = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
+    trials_per_worker: int = 10,
+    expected_trials: int = 20,
+    trial_epochs: int = 30,
+    experiment: str = "tagifai",
+    param_overrides: str = "{}",
+    margin: float = 0.0,
+    slice_tolerance: float = 0.05,
+) -> str:
+    check = ge_validate(dataset=dataset, suite="labeled_projects")
+    wire(check, "ge_validate").set_caching_options(False).set_display_name("validate dataset")
+
+    # One Optuna study per run, shared by every worker through `optuna_storage`.
+    study = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    with dsl.ParallelFor(workers, parallelism=2) as worker:
+        tune = optimize(
+            dataset=dataset,
+            study_name=study,
+            storage=optuna_storage,
+            worker=worker,
+            n_trials=trials_per_worker,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            num_epochs=trial_epochs,
+            artifact_root=artifact_root,
+        ).after(check)
+        wire(tune, "optimize").set_caching_options(False).set_display_name("optimize")
+
+    best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(tune)
+    wire(best, "study_summary").set_caching_options(False).set_display_name("study summary")
+
+    fit = train(
+        dataset=dataset,
+        best_params=best.outputs["best_params"],
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        artifact_root=artifact_root,
+        param_overrides=param_overrides,
+    )
+    wire(fit, "train").set_caching_options(False).set_display_name("train")
+
+    gate = evaluate(
+        dataset=dataset,
+        candidate_version=fit.outputs["version"],
+        tracking_uri=tracking_uri,
+        margin=margin,
+        slice_tolerance=slice_tolerance,
+    )
+    wire(gate, "evaluate").set_caching_options(False).set_display_name("evaluate")
+
+    with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
+        crown = promote(version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"])
+        wire(crown, "promote").set_caching_options(False).set_display_name("promote")
+    return gate.outputs["decision"]
 
 
 @dsl.pipeline(
@@ -38,52 +110,19 @@ def mlops(
 ) -> str:
     data = extract(warehouse=warehouse)
     wire(data, "extract").set_caching_options(False).set_display_name("extract labeled_projects")
-    check = ge_validate(dataset=data.outputs["dataset"], suite="labeled_projects")
-    wire(check, "ge_validate").set_caching_options(False).set_display_name("validate dataset")
-
-    # One Optuna study per run, shared by every worker through `optuna_storage`.
-    study = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    with dsl.ParallelFor(workers, parallelism=2) as worker:
-        tune = optimize(
-            dataset=data.outputs["dataset"],
-            study_name=study,
-            storage=optuna_storage,
-            worker=worker,
-            n_trials=trials_per_worker,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            num_epochs=trial_epochs,
-            artifact_root=artifact_root,
-        ).after(check)
-        wire(tune, "optimize").set_caching_options(False).set_display_name("optimize")
-
-    best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(
-        tune
-    )
-    wire(best, "study_summary").set_caching_options(False).set_display_name("study summary")
-
-    fit = train(
+    gated = train_and_promote(
         dataset=data.outputs["dataset"],
-        best_params=best.outputs["best_params"],
         tracking_uri=tracking_uri,
-        experiment=experiment,
         artifact_root=artifact_root,
+        optuna_storage=optuna_storage,
+        workers=workers,
+        trials_per_worker=trials_per_worker,
+        expected_trials=expected_trials,
+        trial_epochs=trial_epochs,
+        experiment=experiment,
         param_overrides=param_overrides,
-    )
-    wire(fit, "train").set_caching_options(False).set_display_name("train")
-
-    gate = evaluate(
-        dataset=data.outputs["dataset"],
-        candidate_version=fit.outputs["version"],
-        tracking_uri=tracking_uri,
         margin=margin,
         slice_tolerance=slice_tolerance,
     )
-    wire(gate, "evaluate").set_caching_options(False).set_display_name("evaluate")
-
-    with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
-        crown = promote(
-            version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"]
-        )
-        wire(crown, "promote").set_caching_options(False).set_display_name("promote")
-    return gate.outputs["decision"]
+    gated.set_display_name("train and promote")
+    return gated.output

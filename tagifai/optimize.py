@@ -20,13 +20,47 @@ from tagifai.train import train
 TrialHook = Callable[[optuna.trial.Trial, TrainParams, float, Any], None]
 
 
-def suggest_params(trial: optuna.trial.Trial, base: TrainParams, space: SearchSpace) -> TrainParams:
+def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The search space as Optuna distributions (what `suggest_params` samples from)."""
+    return {
+        "analyzer": optuna.distributions.CategoricalDistribution(list(space.analyzers)),
+        "ngram_max_range": optuna.distributions.IntDistribution(*space.ngram_max_range),
+        "learning_rate": optuna.distributions.FloatDistribution(*space.learning_rate, log=True),
+        "power_t": optuna.distributions.FloatDistribution(*space.power_t),
+    }
+
+
+def suggest_params(trial: optuna.trial.BaseTrial, base: TrainParams, space: SearchSpace) -> TrainParams:
     return base.with_(
         analyzer=trial.suggest_categorical("analyzer", list(space.analyzers)),
         ngram_max_range=trial.suggest_int("ngram_max_range", *space.ngram_max_range),
         learning_rate=trial.suggest_float("learning_rate", *space.learning_rate, log=True),
         power_t=trial.suggest_float("power_t", *space.power_t),
     )
+
+
+def add_fixed_trial(
+    study: optuna.Study,
+    objective: Callable[[optuna.trial.Trial], float],
+    params: dict[str, Any],
+    space: SearchSpace | None = None,
+) -> optuna.trial.FrozenTrial:
+    """Evaluate `params` and record them as a finished trial of `study`.
+
+    Used to seed a study with a known-good configuration. Unlike `enqueue_trial`, no
+    WAITING trial exists that two parallel workers could both pick up (sqlite storages
+    cannot hand one out atomically).
+    """
+    fixed = optuna.trial.FixedTrial(params)
+    value = objective(fixed)  # type: ignore[arg-type]
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={k: v for k, v in distributions(space or SearchSpace()).items() if k in params},
+        value=value,
+        user_attrs=dict(fixed.user_attrs),
+    )
+    study.add_trial(trial)
+    return study.get_trials(deepcopy=False)[-1]
 
 
 def make_objective(

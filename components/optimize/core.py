@@ -22,7 +22,7 @@ import pandas as pd
 from tagifai import tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
-from tagifai.optimize import create_study, make_objective
+from tagifai.optimize import add_fixed_trial, create_study, make_objective
 
 STUDY_TAG = "study_name"
 ROLE_TAG = "optuna_role"  # "study" on the shared parent run, "trial" on its children
@@ -245,19 +245,6 @@ def run_worker(
     artifact_location = artifact_root or None
 
     study = load_shared_study(study_name, storage, seed=worker)
-    if worker == 0:
-        # Warm start: the lesson's defaults are always one of the trials, so the study's best
-        # is never worse (on validation) than the known-good configuration.
-        defaults = TrainParams()
-        study.enqueue_trial(
-            {
-                "analyzer": defaults.analyzer,
-                "ngram_max_range": defaults.ngram_max_range,
-                "learning_rate": defaults.learning_rate,
-                "power_t": defaults.power_t,
-            },
-            skip_if_exists=True,
-        )
     # The summary step rebuilds the full training params from these.
     study.set_user_attr("base_params", base.to_dict())
     study.set_user_attr("search_space", asdict(space or SearchSpace()))
@@ -280,8 +267,17 @@ def run_worker(
         result=result,
     )
     client = tracking.client(tracking_uri)
+    remaining = n_trials
     try:
-        study.optimize(tagged_objective, n_trials=n_trials, callbacks=[hook])
+        if worker == 0:
+            # Warm start: the lesson's defaults are always one of the trials, so the study's
+            # best is never worse (on validation) than the known-good configuration.
+            d = TrainParams()
+            defaults = {k: getattr(d, k) for k in ("analyzer", "ngram_max_range", "learning_rate", "power_t")}
+            hook(study, add_fixed_trial(study, tagged_objective, defaults, space))
+            remaining -= 1
+        if remaining:
+            study.optimize(tagged_objective, n_trials=remaining, callbacks=[hook])
     except BaseException:
         client.set_terminated(parent, status="FAILED")
         raise

@@ -64,7 +64,12 @@ def test_every_step_runs_its_own_image_without_pip(spec) -> None:
 
 
 def test_optimize_fans_out_and_promote_is_gated(spec) -> None:
-    root = spec["root"]["dag"]["tasks"]
+    # mlops = extract -> the nested train-and-promote pipeline (which continual reuses)
+    assert {t["componentRef"]["name"] for t in spec["root"]["dag"]["tasks"].values()} == {
+        "comp-extract",
+        "comp-train-and-promote",
+    }
+    root = spec["components"]["comp-train-and-promote"]["dag"]["tasks"]
     loop = next(t for t in root.values() if "parameterIterator" in t)
     assert loop["iteratorPolicy"]["parallelismLimit"] == 2
     gate = next(t for t in root.values() if t.get("triggerPolicy", {}).get("condition"))

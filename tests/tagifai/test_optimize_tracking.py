@@ -84,3 +84,14 @@ def test_tracking_logs_registers_aliases_and_downloads(tmp_path) -> None:
     local = tracking.download_model(uri, version, tmp_path / "dl")
     assert (local / "model.json").read_text() == "{}"
     assert [str(v.version) for v in tracking.list_versions(uri)] == ["1"]
+
+
+def test_add_fixed_trial_records_a_finished_trial_with_those_params(splits) -> None:
+    tr, va, _ = splits
+    study = optimize.create_study("fixed", seed=0)
+    params = {"analyzer": "word", "ngram_max_range": 2, "learning_rate": 0.1, "power_t": 0.2}
+    trial = optimize.add_fixed_trial(study, optimize.make_objective(tr, va, BASE, SPACE), params, SPACE)
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.params == params
+    assert 0 < trial.value <= 1 and "threshold" in trial.user_attrs
+    study.optimize(optimize.make_objective(tr, va, BASE, SPACE), n_trials=1)  # the study goes on from it
+    assert len(study.trials) == 2

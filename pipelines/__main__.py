@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a pipeline on this machine (kfp.local)")
-    run.add_argument("pipeline", choices=["dataops", "mlops", "all"])
+    run.add_argument("pipeline", choices=[*registry.PIPELINES, "all"])
     where = run.add_mutually_exclusive_group()
     where.add_argument(
         "--local",

@@ -18,7 +18,7 @@ def local_arguments(
         # receives a plain folder.
         source = str(resolve_source(args.source, cache_dir=settings.cache))
         base: dict[str, Any] = {"source": source, "warehouse": settings.warehouse}
-    elif name == "mlops":
+    elif name in ("mlops", "continual"):
         if args.trials < 1 or args.workers < 1:
             raise ValueError("--trials and --workers must be at least 1")
         per_worker = -(-args.trials // args.workers)

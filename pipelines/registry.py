@@ -8,6 +8,7 @@ from typing import Any
 PIPELINES: dict[str, str] = {
     "dataops": "pipelines.dataops:dataops",
     "mlops": "pipelines.mlops:mlops",
+    "continual": "pipelines.continual:continual",
 }
 
 

@@ -30,12 +30,14 @@ def json_summary(results: list[RunResult], settings: LocalSettings) -> dict[str,
     for r in results:
         if r.pipeline == "dataops":
             summary["rows_published"] = _param(r, "publish labeled_projects", "Output")
-        if r.pipeline == "mlops":
+        if r.pipeline == "continual":
+            summary["decision"] = _param(r, "monitor drift", "Output")
+        if r.pipeline in ("mlops", "continual") and _param(r, "train", "version") is not None:
             summary["model_version"] = _param(r, "train", "version")
             summary["test_f1"] = _param(r, "train", "test_f1")
-            summary["decision"] = _param(r, "evaluate", "decision")
+            summary["gate"] = _param(r, "evaluate", "decision")
             summary["reason"] = _param(r, "evaluate", "reason")
-    if any(r.pipeline == "mlops" for r in results):
+    if any(r.pipeline in ("mlops", "continual") for r in results):
         from tagifai import tracking
 
         champ = tracking.get_alias(settings.tracking_uri) if ok else None
@@ -57,8 +59,10 @@ def human_summary(s: dict[str, Any]) -> str:
         )
     if s.get("model_version") is not None:
         lines.append(
-            f"  trained        : tagifai v{s['model_version']}, test F1 {s['test_f1']:.4f} ({s['decision']}: {s['reason']})"
+            f"  trained        : tagifai v{s['model_version']}, test F1 {s['test_f1']:.4f} ({s['gate']}: {s['reason']})"
         )
+    if s.get("decision"):
+        lines.append(f"  monitor        : {s['decision']}")
     if s.get("champion_version"):
         f1 = s.get("champion_test_f1")
         lines.append(

@@ -88,7 +88,7 @@ def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run) -> Non
         "run", "mlops", "--local", "--trials", "2", "--param", f"param_overrides={worse}", stores=stores
     )
     assert code == 0, f"{s.get('error')}\n{err[-2000:]}"
-    assert s["model_version"] == "2" and s["decision"] == "keep"
+    assert s["model_version"] == "2" and s["gate"] == "keep"
     uri = f"sqlite:///{stores / 'mlflow.db'}"
     assert str(tracking.get_alias(uri).version) == "1"  # champion unchanged
     assert [str(v.version) for v in tracking.list_versions(uri)] == ["1", "2"]  # v2 registered

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines import registry
 from pipelines.cluster_cli import add_cluster_commands
+from pipelines.watch import add_watch_command
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", default="build/pipelines")
     comp.set_defaults(func=cmd_compile)
     add_cluster_commands(sub)
+    add_watch_command(sub)
     return ap
 
 

@@ -61,7 +61,9 @@ def train_and_promote(
         ).after(check)
         wire(tune, "optimize").set_caching_options(False).set_display_name("optimize")
 
-    best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(tune)
+    best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(
+        tune
+    )
     wire(best, "study_summary").set_caching_options(False).set_display_name("study summary")
 
     fit = train(
@@ -84,7 +86,9 @@ def train_and_promote(
     wire(gate, "evaluate").set_caching_options(False).set_display_name("evaluate")
 
     with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
-        crown = promote(version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"])
+        crown = promote(
+            version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"]
+        )
         wire(crown, "promote").set_caching_options(False).set_display_name("promote")
     return gate.outputs["decision"]
 

@@ -322,7 +322,7 @@ def label_drift(reference_tags: pd.Series, new_tags: pd.Series, policy: DriftPol
         table = table.drop(index=rare)
         if pooled.sum() * (min(len(ref), len(cur)) / n) >= policy.min_expected:
             table.loc[RARE] = pooled
-    details: dict[str, Any] = {"counts": counts, "pooled": rare}
+    details: dict[str, Any] = {"counts": counts, "pooled": rare, "columns": [str(c) for c in table.index]}
     if len(table) < 2:
         reason = "fewer than two classes with enough expected rows"
         test = _skipped(LABEL, reason, alpha, eff, len(ref), len(cur))

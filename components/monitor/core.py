@@ -20,6 +20,7 @@ import html
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,26 @@ def _labeled_candidates(info: VersionInfo) -> list[int]:
     return [train_rows + 2 * test_rows, train_rows + 2 * test_rows - 1]
 
 
+def _prefix_versions(ordered: pd.DataFrame) -> Callable[[int], str]:
+    """`frame_version` of the first n rows, for many n, hashing every row once.
+
+    Mirrors `components.warehouse.frame_version` (sorted per-row hashes after the column
+    names); a match is always confirmed with the real function, so a divergence can only
+    miss, never mislead.
+    """
+    import hashlib
+
+    rows = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
+    head = ",".join(map(str, ordered.columns)).encode()
+
+    def version(n: int) -> str:
+        h = hashlib.sha256(head)
+        h.update(np.sort(rows[:n]).tobytes())
+        return h.hexdigest()[:16]
+
+    return version
+
+
 def locate_reference(df: pd.DataFrame, info: VersionInfo | None) -> Reference:
     """Which rows of the table the champion was trained on; the rest is the new window.
 
@@ -185,11 +206,13 @@ def locate_reference(df: pd.DataFrame, info: VersionInfo | None) -> Reference:
     ordered = order_rows(df)
     labeled_cum = ordered["tag"].notna().to_numpy().cumsum()
     sizes = _labeled_candidates(info)
-    if data_version:
+    if data_version and sizes:
+        prefix_version = _prefix_versions(ordered)
         for labeled in sizes:
             ends = np.flatnonzero(labeled_cum == labeled)[:50] + 1  # prefix lengths holding that many
             for n in ends:
-                if frame_version(ordered.iloc[:n]) == data_version:
+                # The fast hash finds the prefix; the real frame_version confirms it.
+                if prefix_version(n) == data_version and frame_version(ordered.iloc[:n]) == data_version:
                     prefix = df.index.isin(ordered.index[:n])
                     note = f"the first {n} rows (by created_on, id) match data_version {data_version}"
                     return Reference(df[prefix], df[~prefix], "data_version", True, note)
@@ -226,7 +249,7 @@ def heldout_rows(
     1. the run's ``reference/heldout_ids.json`` artifact, when train logged it;
     2. the val + test splits of the reference, re-made with `tagifai.data.split`, when the
        champion's F1 on the re-made test split equals its logged ``test_f1`` (the split was
-       reproduced exactly; the table order and id order are tried);
+       reproduced exactly — not so for a model trained on a composed set);
     3. otherwise none: scoring training rows would make the champion look more confident
        than it is on any new data, so the confidence test is skipped instead.
     """
@@ -246,17 +269,21 @@ def heldout_rows(
     expected = info.baseline_f1
     if expected is None or not reference.verified:
         return None, "the champion's held-out rows are unknown (reference not verified or no test_f1)"
-    tol = 1e-9 if "test_f1" in info.metrics else 5e-5
-    for label, frame in (("table order", reference.rows), ("id order", reference.rows.sort_values("id"))):
-        try:
-            prepared = prepare(frame)
-            _, val, test = split(prepared, DataConfig())
-            f1 = float(evaluate_model(model, test)["overall"]["f1"])
-        except ValueError:  # e.g. a class too small to stratify, or unknown to the model
-            continue
-        if abs(f1 - expected) <= tol:
-            return pd.concat([val, test], ignore_index=True), f"val + test splits re-made ({label})"
-    return None, "the champion's train/test split could not be reproduced from the table"
+    tol = 1e-9 if "test_f1" in info.metrics else 5e-5  # the version tag has 4 decimals
+    try:
+        # `split` orders rows by id itself: the table's row order does not matter.
+        _, val, test = split(prepare(reference.rows), DataConfig())
+        f1 = float(evaluate_model(model, test)["overall"]["f1"])
+    except ValueError as exc:  # e.g. a class too small to stratify, or unknown to the model
+        return None, f"the champion's train/test split could not be re-made: {exc}"
+    if abs(f1 - expected) > tol:
+        return None, (
+            f"the re-made test split does not reproduce the champion's test F1 ({f1:.4f} vs {expected:.4f}): "
+            "it was not trained on this split"
+        )
+    return pd.concat(
+        [val, test], ignore_index=True
+    ), f"{len(val) + len(test)} rows of the re-made val + test splits"
 
 
 # --------------------------------------------------------------------------- monitor
@@ -304,6 +331,7 @@ class Monitoring:
                     "method": self.reference_method,
                     "verified": self.reference_verified,
                     "note": self.reference_note,
+                    "held_out": self.confidence_note,
                 },
                 "statistics": self.report.to_dict() if self.report else None,
                 "live_f1": {"champion": lf(self.live_champion), "previous": lf(self.live_previous)},

@@ -119,6 +119,9 @@ def train_and_register(
                 "data_version": data_version,
                 "train_rows": len(train_df),
                 "test_rows": len(test_df),
+                # Where the training data ends: the drift monitor's reference window.
+                "data_max_id": str(raw["id"].max()) if "id" in raw else "",
+                "data_max_created_on": str(raw["created_on"].max()) if "created_on" in raw else "",
             },
             metrics=logged,
             artifacts={tracking.MODEL_ARTIFACT_PATH: out, "metrics": metrics_file},

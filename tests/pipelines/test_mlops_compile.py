@@ -124,3 +124,18 @@ def test_both_pipelines_use_the_six_step_images(tmp_path) -> None:
         images |= {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {IMAGES[s] for s in STEPS} and len(images) == 6
     assert not any(i.endswith(":latest") for i in images)
+
+
+def test_continual_compiles_reloads_and_branches(tmp_path) -> None:
+    from pipelines.continual import continual
+
+    path = tmp_path / "continual.yaml"
+    compiler.Compiler().compile(continual, str(path))
+    components.load_component_from_file(str(path))
+    spec = next(yaml.safe_load_all(path.read_text()))
+    conditions = sorted(
+        t["triggerPolicy"]["condition"] for t in spec["root"]["dag"]["tasks"].values() if "triggerPolicy" in t
+    )
+    assert len(conditions) == 2
+    assert "'improve'" in conditions[0] and "'rollback'" in conditions[1]
+    assert "comp-train-and-promote" in spec["components"]  # the mlops pipeline, nested

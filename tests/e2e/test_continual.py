@@ -1,0 +1,64 @@
+"""Continual learning end to end on the embedded default: no new data -> continue; a
+label-shifted batch of new rows -> improve -> a retrained version behind the gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tagifai import tracking
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def cli(*args: str, stores: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines", *args, "--stores", str(stores), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    lines = proc.stdout.strip().splitlines()
+    summary = json.loads(lines[-1]) if lines else {}
+    assert proc.returncode == 0, f"{args}: {summary.get('error')}\n{proc.stderr[-3000:]}"
+    return summary
+
+
+def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_dir) -> None:
+    stores = tmp_path / "stores"
+    fast = ("--trials", "2", "--workers", "1")
+    cli("run", "all", "--local", "--source", str(madewithml_dir), *fast, stores=stores)
+    uri = f"sqlite:///{stores / 'mlflow.db'}"
+    assert str(tracking.get_alias(uri).version) == "1"
+
+    # Nothing new since the champion's data: nothing changes.
+    quiet = cli("run", "continual", "--local", *fast, stores=stores)
+    assert quiet["decision"] == "continue"
+    assert [str(v.version) for v in tracking.list_versions(uri)] == ["1"]
+    assert any(p.endswith("monitor-drift.report.html") for p in quiet["reports"])
+
+    # New labeled rows arrive, nearly all MLOps projects: the label mix shifted.
+    with duckdb.connect(str(stores / "warehouse.duckdb")) as con:
+        con.execute("""
+            insert into mlops_course.labeled_projects
+            select id + 100000 * (k + 1), created_on + interval 1000 day, title || ' (edition ' || k || ')',
+                   description, tag
+            from mlops_course.labeled_projects, range(3) t(k)
+            where tag = 'mlops'
+        """)
+    shifted = cli("run", "continual", "--local", *fast, stores=stores)
+    assert shifted["decision"] == "improve"
+    assert shifted["model_version"] == "2"  # retrained on the composed set and registered
+    champion = str(tracking.get_alias(uri).version)
+    # the gate decided; the registry agrees with it
+    assert champion == ("2" if shifted["gate"] == "promote" else "1")
+    tasks = [t["name"] for t in shifted["tasks"]]
+    assert "compose retraining set" in tasks and "train" in tasks and "roll back champion" not in tasks

@@ -3,11 +3,7 @@ label-shifted batch of new rows -> improve -> a retrained version behind the gat
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
@@ -18,21 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-def cli(*args: str, stores: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines", *args, "--stores", str(stores), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    lines = proc.stdout.strip().splitlines()
-    summary = json.loads(lines[-1]) if lines else {}
-    assert proc.returncode == 0, f"{args}: {summary.get('error')}\n{proc.stderr[-3000:]}"
-    return summary
-
-
-def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_dir) -> None:
+def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_dir, pipelines_cli) -> None:
+    cli = pipelines_cli
     stores = tmp_path / "stores"
     fast = ("--trials", "2", "--workers", "1")
     cli("run", "all", "--local", "--source", str(madewithml_dir), *fast, stores=stores)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -89,26 +88,14 @@ def test_images_carry_oci_labels_with_the_package_version(docker_images) -> None
         assert labels["org.opencontainers.image.source"]
 
 
-def _cli(*args: str, stores: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines", *args, "--stores", str(stores), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    lines = proc.stdout.strip().splitlines()
-    summary = json.loads(lines[-1]) if lines else {}
-    assert proc.returncode == 0, f"{args}: {summary.get('error')}\n{proc.stderr[-3000:]}"
-    return summary
-
-
-def test_run_all_on_the_images_matches_the_local_run(docker_images, tmp_path, madewithml_dir) -> None:
+def test_run_all_on_the_images_matches_the_local_run(
+    docker_images, tmp_path, madewithml_dir, pipelines_cli
+) -> None:
     # One worker keeps the Optuna study sequential, hence deterministic: both runs must
     # reach the very same model.
     common = ("--source", str(madewithml_dir), "--trials", "4", "--workers", "1")
-    docker = _cli("run", "all", "--docker", *common, stores=tmp_path / "docker")
-    here = _cli("run", "all", "--local", *common, stores=tmp_path / "local")
+    docker = pipelines_cli("run", "all", "--docker", *common, stores=tmp_path / "docker")
+    here = pipelines_cli("run", "all", "--local", *common, stores=tmp_path / "local")
     assert docker["rows_published"] == here["rows_published"] == 955
     assert docker["champion_version"] == here["champion_version"] == "1"
     assert docker["champion_test_f1"] == pytest.approx(here["champion_test_f1"], abs=1e-9)

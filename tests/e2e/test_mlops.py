@@ -4,8 +4,6 @@ the acceptance of the MLOps issue, checked against the MLflow store itself."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +18,10 @@ CLASSES = ["computer-vision", "mlops", "natural-language-processing", "other"]
 pytestmark = pytest.mark.e2e
 
 
-def cli(*args: str, stores: Path) -> tuple[int, dict[str, Any], str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines", *args, "--stores", str(stores), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    lines = proc.stdout.strip().splitlines()
-    return proc.returncode, json.loads(lines[-1]) if lines else {}, proc.stderr
-
-
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, madewithml_dir) -> dict[str, Any]:
+def first_run(tmp_path_factory, madewithml_dir, pipelines_cli) -> dict[str, Any]:
     stores = tmp_path_factory.mktemp("stores")
-    code, summary, err = cli("run", "all", "--local", "--source", str(madewithml_dir), stores=stores)
-    assert code == 0, f"run all failed: {summary.get('error')}\n{err[-3000:]}"
+    summary = pipelines_cli("run", "all", "--local", "--source", str(madewithml_dir), stores=stores)
     return {"stores": stores, "summary": summary}
 
 
@@ -81,13 +66,12 @@ def test_typed_outputs_have_real_content(first_run) -> None:
     assert "promote" in md and "|" in md
 
 
-def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run) -> None:
+def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run, pipelines_cli) -> None:
     stores = first_run["stores"]
     worse = json.dumps({"num_epochs": 1, "learning_rate": 1e-05})
-    code, s, err = cli(
+    s = pipelines_cli(
         "run", "mlops", "--local", "--trials", "2", "--param", f"param_overrides={worse}", stores=stores
     )
-    assert code == 0, f"{s.get('error')}\n{err[-2000:]}"
     assert s["model_version"] == "2" and s["gate"] == "keep"
     uri = f"sqlite:///{stores / 'mlflow.db'}"
     assert str(tracking.get_alias(uri).version) == "1"  # champion unchanged

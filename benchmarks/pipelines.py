@@ -45,9 +45,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from pipelines import local, registry
-    from pipelines.__main__ import _mounts
     from pipelines.arguments import local_arguments
     from pipelines.platform import without_retries
+    from pipelines.run_cli import _mounts
     from pipelines.settings import LocalSettings
 
     runner = "docker" if args.docker else "subprocess"

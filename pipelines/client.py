@@ -617,6 +617,46 @@ def runs(conn: Connection, limit: int = 20) -> list[dict[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    name: str
+    state: str
+
+
+def runs_named(conn: Connection, experiment: str, names: set[str], max_pages: int = 50) -> dict[str, RunRef]:
+    """The runs of `experiment` whose display name is in `names`, one per name: a SUCCEEDED
+    run if any, else one still going, else the newest (a missing experiment has none)."""
+    client = conn.client()
+    with api_errors(conn.host), _quiet():
+        try:
+            experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+        except ValueError:  # kfp.Client: "No experiment is found with name ..."
+            return {}
+        found: list[RunRef] = []
+        token = ""
+        for _ in range(max_pages):
+            page = client.list_runs(
+                experiment_id=experiment_id, page_size=100, page_token=token, sort_by="created_at desc"
+            )
+            found += [
+                RunRef(r.run_id or "", r.display_name or "", str(r.state or "PENDING"))
+                for r in page.runs or []
+                if r.display_name in names
+            ]
+            token = page.next_page_token or ""
+            if not token:
+                break
+
+    def rank(ref: RunRef) -> int:  # lower is better; newest first within a rank (stable sort)
+        return 0 if ref.state == "SUCCEEDED" else 1 if ref.state not in FINAL_STATES else 2
+
+    best: dict[str, RunRef] = {}
+    for ref in sorted(found, key=rank):
+        best.setdefault(ref.name, ref)
+    return best
+
+
 def table(rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> str:
     """A plain fixed-width table; an empty list says so."""
     if not rows:

@@ -219,10 +219,16 @@ def _connection_options() -> argparse.ArgumentParser:
     return common
 
 
-def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE", help="pipeline parameter (repeatable)"
-    )
+def _run_options(parser: Any, param: bool = True) -> None:
+    """--param, --experiment, --service-account, --package (on a parser or an argument group)."""
+    if param:
+        parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="pipeline parameter (repeatable)",
+        )
     parser.add_argument("--experiment", default=kfp_client.DEFAULT_EXPERIMENT, help="KFP experiment name")
     parser.add_argument(
         "--service-account",

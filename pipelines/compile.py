@@ -14,6 +14,6 @@ def compile_all(out: Path, names: list[str] | None = None) -> list[Path]:
     paths = []
     for name in names or list(registry.PIPELINES):
         path = out / f"{name}.yaml"
-        compiler.Compiler().compile(registry.load(name), str(path))
+        compiler.Compiler().compile(registry.load(name, cluster=True), str(path))
         paths.append(path)
     return paths

@@ -9,8 +9,11 @@
 nest it on a composed retraining set.
 """
 
+import functools
+
 from kfp import dsl
 from kfp.dsl import Dataset, Input
+from kfp.dsl.graph_component import GraphComponent
 
 from components.evaluate.component import evaluate
 from components.extract.component import extract
@@ -93,40 +96,60 @@ def train_and_promote(
     return gate.outputs["decision"]
 
 
-@dsl.pipeline(
-    name="mlops",
-    description="Extract labeled_projects, validate, tune with parallel Optuna workers, train and "
-    "register tagifai in MLflow, evaluate against the champion and promote only if it is better.",
-)
-def mlops(
-    warehouse: str = CLUSTER_WAREHOUSE,
-    tracking_uri: str = CLUSTER_TRACKING_URI,
-    artifact_root: str = "",
-    optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-    workers: list = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
-    trials_per_worker: int = 10,
-    expected_trials: int = 20,
-    trial_epochs: int = 30,
-    experiment: str = "tagifai",
-    param_overrides: str = "{}",
-    margin: float = 0.0,
-    slice_tolerance: float = 0.05,
-) -> str:
-    data = extract(warehouse=warehouse)
-    wire(data, "extract").set_caching_options(False).set_display_name("extract labeled_projects")
-    gated = train_and_promote(
-        dataset=data.outputs["dataset"],
-        tracking_uri=tracking_uri,
-        artifact_root=artifact_root,
-        optuna_storage=optuna_storage,
-        workers=workers,
-        trials_per_worker=trials_per_worker,
-        expected_trials=expected_trials,
-        trial_epochs=trial_epochs,
-        experiment=experiment,
-        param_overrides=param_overrides,
-        margin=margin,
-        slice_tolerance=slice_tolerance,
+def build(scheduled_time: str = "") -> GraphComponent:
+    """The mlops pipeline; `scheduled_time` is what extract receives as the run's scheduled time.
+
+    ``mlops`` (below) passes "": ``kfp.local`` cannot run KFP's time placeholders. The cluster
+    build (`for_cluster`) passes ``dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER``, so a
+    recurring run extracts the table as of its scheduled time (see ``components.cutoff``).
+    """
+
+    @dsl.pipeline(
+        name="mlops",
+        description="Extract labeled_projects, validate, tune with parallel Optuna workers, train and "
+        "register tagifai in MLflow, evaluate against the champion and promote only if it is better.",
     )
-    gated.set_display_name("train and promote")
-    return gated.output
+    def mlops(
+        warehouse: str = CLUSTER_WAREHOUSE,
+        tracking_uri: str = CLUSTER_TRACKING_URI,
+        artifact_root: str = "",
+        optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
+        workers: list = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
+        trials_per_worker: int = 10,
+        expected_trials: int = 20,
+        trial_epochs: int = 30,
+        experiment: str = "tagifai",
+        param_overrides: str = "{}",
+        margin: float = 0.0,
+        slice_tolerance: float = 0.05,
+        as_of: str = "",
+    ) -> str:
+        data = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
+        wire(data, "extract").set_caching_options(False).set_display_name("extract labeled_projects")
+        gated = train_and_promote(
+            dataset=data.outputs["dataset"],
+            tracking_uri=tracking_uri,
+            artifact_root=artifact_root,
+            optuna_storage=optuna_storage,
+            workers=workers,
+            trials_per_worker=trials_per_worker,
+            expected_trials=expected_trials,
+            trial_epochs=trial_epochs,
+            experiment=experiment,
+            param_overrides=param_overrides,
+            margin=margin,
+            slice_tolerance=slice_tolerance,
+        )
+        gated.set_display_name("train and promote")
+        return gated.output
+
+    return mlops
+
+
+mlops = build()
+
+
+@functools.cache
+def for_cluster() -> GraphComponent:
+    """The build that compiled YAML carries: extract gets the run's scheduled time."""
+    return build(dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)

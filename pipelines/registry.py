@@ -12,10 +12,19 @@ PIPELINES: dict[str, str] = {
 }
 
 
-def load(name: str) -> Any:
+# A module may also define ``for_cluster()``: the build that compiled YAML carries, with KFP
+# placeholders ``kfp.local`` cannot run (the run's scheduled time).
+CLUSTER_BUILD = "for_cluster"
+
+
+def load(name: str, cluster: bool = False) -> Any:
+    """The pipeline `name`: the build ``kfp.local`` runs, or with `cluster` the one to compile."""
     try:
         target = PIPELINES[name]
     except KeyError:
         raise SystemExit(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    module_name, attr = target.split(":")
+    module = importlib.import_module(module_name)
+    if cluster and hasattr(module, CLUSTER_BUILD):
+        return getattr(module, CLUSTER_BUILD)()
+    return getattr(module, attr)

@@ -16,6 +16,8 @@ def compose(
     schema: str = "mlops_course",
     table: str = "labeled_projects",
     max_class_ratio: float = 3.0,
+    as_of: str = "",
+    scheduled_time: str = "",
 ) -> None:
     """Compose the retraining set: the champion's training data + newly labeled rows, balanced.
 
@@ -33,14 +35,21 @@ def compose(
         schema: Published schema (BigQuery dataset).
         table: Published table name.
         max_class_ratio: Largest class size allowed, as a multiple of the smallest class.
+        as_of: Compose from the table as it was at this ISO 8601 instant: rows created
+            before it ('' = every row); the same cutoff the monitor used.
+        scheduled_time: The run's scheduled time (wired by the cluster build); the cutoff
+            when ``as_of`` is empty and the server filled it in. See ``components.cutoff``.
 
     Returns:
         dataset: Parquet with extract's columns (id, created_on, title, description, tag);
             metadata: rows, data_version, class_counts (before and after balancing),
             eval_rows, reference_rows, new_rows, champion.
     """
+    from components import cutoff
     from components.compose.core import compose as compose_rows
 
+    window = cutoff.resolve(as_of, scheduled_time)
+    print(window.note)
     out = compose_rows(
         warehouse,
         tracking_uri,
@@ -50,9 +59,16 @@ def compose(
         max_class_ratio=max_class_ratio,
         schema=schema,
         table=table,
+        cutoff=window,
     )
     dataset.metadata.update(
-        {**out.metadata(), "eval_fraction": eval_fraction, "seed": seed, "table": f"{schema}.{table}"}
+        {
+            **out.metadata(),
+            **window.metadata(),
+            "eval_fraction": eval_fraction,
+            "seed": seed,
+            "table": f"{schema}.{table}",
+        }
     )
     print(
         f"composed {out.rows} rows (version {out.data_version}) from {out.reference_rows} reference + "

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.cutoff import NO_CUTOFF, Cutoff
 from components.monitor.core import DEFAULT_TABLE, locate_reference, version_info
 from components.warehouse import RAW_SCHEMA, frame_version
 from tagifai import tracking
@@ -142,12 +143,14 @@ def compose(
     table: str = DEFAULT_TABLE,
     name: str = tracking.MODEL_NAME,
     bq_client: Any = None,
+    cutoff: Cutoff = NO_CUTOFF,
 ) -> Composed:
-    """Write the retraining set as parquet to `out_path` and describe it."""
+    """Write the retraining set as parquet to `out_path` and describe it (rows created before
+    `cutoff` only, when it has a time)."""
     from components.extract.core import read_published
 
     cfg = DataConfig()
-    df = read_published(warehouse, schema, table, bq_client=bq_client).reset_index(drop=True)
+    df = read_published(warehouse, schema, table, bq_client=bq_client, cutoff=cutoff).reset_index(drop=True)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{schema}.{table} lacks column(s) {missing}; compose needs {list(COLUMNS)}")

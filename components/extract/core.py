@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from components import cutoff as cut
 from components.warehouse import (
     RAW_SCHEMA,
     WarehouseError,
@@ -38,6 +39,7 @@ class Extracted:
     data_version: str
     warehouse: str
     table: str  # schema.table
+    cutoff: cut.Cutoff = cut.NO_CUTOFF
 
 
 def bigquery_sql(project: str, schema: str, table: str) -> str:
@@ -64,8 +66,15 @@ def read_bigquery(client: Any, project: str, schema: str, table: str) -> pd.Data
         ) from exc
 
 
-def read_published(warehouse: str, schema: str, table: str, bq_client: Any = None) -> pd.DataFrame:
-    """The whole published table as pandas; a clear error when it is missing or empty."""
+def read_published(
+    warehouse: str,
+    schema: str,
+    table: str,
+    bq_client: Any = None,
+    cutoff: cut.Cutoff = cut.NO_CUTOFF,
+) -> pd.DataFrame:
+    """The published table as pandas (only rows created before `cutoff` when it has a time),
+    sorted by id; a clear error when it is missing or empty, or the cutoff leaves no row."""
     wh = parse_uri(warehouse)
     ident(schema)
     ident(table)
@@ -75,6 +84,7 @@ def read_published(warehouse: str, schema: str, table: str, bq_client: Any = Non
         df = read_bigquery(bq_client or bigquery_client(wh), wh.project, schema, table)
     if df.empty:
         raise WarehouseError(f"table {schema}.{table} in {wh} is empty: nothing to train on")
+    df = cut.apply(df, cutoff, where=f"{schema}.{table}")
     # A table scan has no order; the dataset (and so its split) must not depend on it.
     if "id" in df.columns:
         df = df.sort_values("id", kind="stable").reset_index(drop=True)
@@ -87,9 +97,10 @@ def extract(
     schema: str = RAW_SCHEMA,
     table: str = DEFAULT_TABLE,
     bq_client: Any = None,
+    cutoff: cut.Cutoff = cut.NO_CUTOFF,
 ) -> Extracted:
-    """Read `schema.table` from the warehouse and write it as parquet to `out_path`."""
-    df = read_published(warehouse, schema, table, bq_client=bq_client)
+    """Read `schema.table` (rows created before `cutoff`) and write it as parquet to `out_path`."""
+    df = read_published(warehouse, schema, table, bq_client=bq_client, cutoff=cutoff)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(out, index=False)
@@ -99,4 +110,5 @@ def extract(
         data_version=frame_version(df),
         warehouse=str(parse_uri(warehouse)),
         table=f"{schema}.{table}",
+        cutoff=cutoff,
     )

@@ -15,6 +15,8 @@ def monitor(
     policy_json: str = "{}",
     schema: str = "mlops_course",
     table: str = "labeled_projects",
+    as_of: str = "",
+    scheduled_time: str = "",
 ) -> str:
     """Check the rows added since the champion's training data for drift and decide what to do.
 
@@ -34,6 +36,10 @@ def monitor(
             (e.g. ``{"f1_drop_tolerance": 0.1}``); unknown keys fail.
         schema: Published schema (BigQuery dataset).
         table: Published table name.
+        as_of: Monitor the table as it was at this ISO 8601 instant: rows created before it
+            ('' = every row). Backfills set it.
+        scheduled_time: The run's scheduled time (wired by the cluster build); the cutoff
+            when ``as_of`` is empty and the server filled it in. See ``components.cutoff``.
 
     Returns:
         report: Self-contained HTML report: decision, reasons, every statistic, live F1,
@@ -43,11 +49,16 @@ def monitor(
     """
     from pathlib import Path
 
+    from components import cutoff
     from components.monitor.core import monitor as run_monitor
     from components.monitor.core import render_html, render_markdown
     from tagifai.drift import DriftPolicy
 
-    out = run_monitor(warehouse, tracking_uri, DriftPolicy.from_json(policy_json), schema=schema, table=table)
+    window = cutoff.resolve(as_of, scheduled_time)
+    print(window.note)
+    out = run_monitor(
+        warehouse, tracking_uri, DriftPolicy.from_json(policy_json), schema=schema, table=table, cutoff=window
+    )
     for artifact, text in ((report, render_html(out)), (summary, render_markdown(out))):
         Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
         Path(artifact.path).write_text(text, encoding="utf-8")

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.cutoff import NO_CUTOFF, Cutoff
 from components.rollback.core import previous_version
 from components.warehouse import RAW_SCHEMA, frame_version
 from tagifai import tracking
@@ -307,6 +308,7 @@ class Monitoring:
     report: DriftReport | None = None
     live_champion: LiveF1 | None = None
     live_previous: LiveF1 | None = None
+    cutoff: Cutoff = NO_CUTOFF  # the table as of this time (rows created before it)
     # (reference, new) samples behind the histograms of the HTML report
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -327,6 +329,7 @@ class Monitoring:
                 "previous": self.previous,
                 "table": self.table,
                 "rows": self.rows,
+                **self.cutoff.metadata(),
                 "reference": {
                     "method": self.reference_method,
                     "verified": self.reference_verified,
@@ -353,12 +356,16 @@ def monitor(
     table: str = DEFAULT_TABLE,
     name: str = tracking.MODEL_NAME,
     bq_client: Any = None,
+    cutoff: Cutoff = NO_CUTOFF,
 ) -> Monitoring:
-    """Compare the new window with the champion's reference and decide."""
+    """Compare the new window with the champion's reference and decide.
+
+    With a `cutoff`, the table is what it was at that time: rows created before it.
+    """
     from components.extract.core import read_published
 
     policy = policy or DriftPolicy()
-    df = read_published(warehouse, schema, table, bq_client=bq_client).reset_index(drop=True)
+    df = read_published(warehouse, schema, table, bq_client=bq_client, cutoff=cutoff).reset_index(drop=True)
     champ_mv = tracking.get_alias(tracking_uri, tracking.CHAMPION, name)
     where = f"{schema}.{table}"
     if champ_mv is None:
@@ -372,6 +379,7 @@ def monitor(
             policy=policy,
             table=where,
             rows=len(df),
+            cutoff=cutoff,
         )
     info = version_info(tracking_uri, champ_mv)
     ref = locate_reference(df, info)
@@ -419,6 +427,7 @@ def monitor(
         live_champion=live_champ,
         live_previous=live_prev,
         samples=samples,
+        cutoff=cutoff,
     )
 
 
@@ -501,6 +510,8 @@ def render_markdown(m: Monitoring) -> str:
         f"**Decision: {m.decision}**",
         "",
         *(f"- {r}" for r in m.reasons),
+        "",
+        f"Data: {m.rows} rows of {m.table}; {m.cutoff.note}.",
         "",
     ]
     if m.report:
@@ -588,6 +599,7 @@ def render_html(m: Monitoring) -> str:
         f"<p><span class='decision' style='background:{color.get(m.decision, '#5f6368')}'>"
         f"{e(m.decision)}</span></p>",
         "<ul>" + "".join(f"<li>{e(r)}</li>" for r in m.reasons) + "</ul>",
+        f"<p>Data: {m.rows} rows of {e(m.table)}; {e(m.cutoff.note)}.</p>",
     ]
     if m.report:
         parts += [

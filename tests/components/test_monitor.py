@@ -74,7 +74,9 @@ class Registry:
         return [(mv.version, dict(mv.tags), sorted(mv.aliases)) for mv in tracking.list_versions(self.uri)]
 
 
-def run_monitor(tmp: Path, warehouse: str, uri: str, policy: dict[str, Any] | None = None) -> tuple[str, Any]:
+def run_monitor(
+    tmp: Path, warehouse: str, uri: str, policy: dict[str, Any] | None = None, **window: str
+) -> tuple[str, Any]:
     report = dsl.HTML(uri=str(tmp / "report.html"))
     summary = dsl.Markdown(uri=str(tmp / "summary.md"))
     decision = monitor.python_func(
@@ -83,6 +85,7 @@ def run_monitor(tmp: Path, warehouse: str, uri: str, policy: dict[str, Any] | No
         report=report,
         summary=summary,
         policy_json=json.dumps(policy or {}),
+        **window,
     )
     assert report.metadata["decision"] == summary.metadata["decision"] == decision
     return decision, report
@@ -95,6 +98,13 @@ def with_created_after(df: pd.DataFrame, after: str, first_id: int) -> pd.DataFr
     start = pd.Timestamp(after) + pd.Timedelta(hours=1)
     out["created_on"] = [str(start + pd.Timedelta(hours=i)) for i in range(len(out))]
     return out
+
+
+def label_shifted() -> pd.DataFrame:
+    """300 generated rows, 240 of them mlops (the reference has 90 of 1000)."""
+    projects, tags = generate_sample(3000, seed=7)
+    pool = projects.merge(tags, on="id")
+    return pd.concat([pool[pool["tag"] == "mlops"].head(240), pool[pool["tag"] != "mlops"].head(60)])
 
 
 # --------------------------------------------------------------------------- generated data
@@ -161,9 +171,7 @@ def test_no_drift_continues_and_changes_nothing(tmp_path: Path, generated: dict[
 def test_label_shift_decides_improve(tmp_path: Path, generated: dict[str, Any]) -> None:
     registry: Registry = generated["registry"]
     reference: pd.DataFrame = generated["reference"]
-    projects, tags = generate_sample(3000, seed=7)
-    pool = projects.merge(tags, on="id")
-    shifted = pd.concat([pool[pool["tag"] == "mlops"].head(240), pool[pool["tag"] != "mlops"].head(60)])
+    shifted = label_shifted()
     new = with_created_after(shifted.sample(frac=1.0, random_state=0), reference["created_on"].max(), 1001)
     warehouse = publish(tmp_path / "warehouse.duckdb", pd.concat([reference, new]))
     before = registry.state()
@@ -176,6 +184,36 @@ def test_label_shift_decides_improve(tmp_path: Path, generated: dict[str, Any]) 
     assert stats["label"]["details"]["counts"]["mlops"] == {"reference": 90, "new": 240}
     assert report.metadata["reasons"][0].startswith("label: FIRED")
     assert registry.state() == before
+
+
+def test_label_shift_is_invisible_as_of_a_time_before_it(tmp_path: Path, generated: dict[str, Any]) -> None:
+    """A backfilled run sees the table as of its time: the shifted rows do not exist yet."""
+    registry: Registry = generated["registry"]
+    reference: pd.DataFrame = generated["reference"]
+    shifted = label_shifted()
+    last_reference = pd.Timestamp(reference["created_on"].max())
+    new = with_created_after(shifted, str(last_reference), 1001)  # first new row: last + 1 h
+    warehouse = publish(tmp_path / "warehouse.duckdb", pd.concat([reference, new]))
+    before_shift = (last_reference + pd.Timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    decision, report = run_monitor(tmp_path, warehouse, registry.uri, as_of=before_shift)
+    meta = report.metadata
+    assert decision == "continue", meta["reasons"]
+    assert (meta["rows"], meta["as_of"], meta["as_of_source"]) == (1000, before_shift, "as_of")
+    assert f"as_of {before_shift}" in (tmp_path / "summary.md").read_text()
+
+    # 50 shifted rows exist by 50.5 h after the last reference row: enough to fire.
+    later = (last_reference + pd.Timedelta(minutes=50 * 60 + 30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    decision, report = run_monitor(tmp_path, warehouse, registry.uri, as_of=later)
+    assert decision == "improve", report.metadata["reasons"]
+    assert report.metadata["rows"] == 1050 and report.metadata["statistics"]["n_new"] == 50
+
+    # A scheduled time the server did not fill in is no cutoff: every row, said in the note.
+    decision, report = run_monitor(
+        tmp_path, warehouse, registry.uri, scheduled_time="{{$.pipeline_job_schedule_time_utc}}"
+    )
+    assert decision == "improve" and report.metadata["rows"] == 1300
+    assert report.metadata["as_of"] == "" and "not filled in" in report.metadata["as_of_note"]
 
 
 def test_too_small_window_continues(tmp_path: Path, generated: dict[str, Any]) -> None:

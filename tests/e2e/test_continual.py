@@ -1,5 +1,6 @@
 """Continual learning end to end on the embedded default: no new data -> continue; a
-label-shifted batch of new rows -> improve -> a retrained version behind the gate."""
+label-shifted batch of new rows -> improve -> a retrained version behind the gate; a backfill
+over the shift sees the table as it was at each instant."""
 
 from __future__ import annotations
 
@@ -37,7 +38,24 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
             from mlops_course.labeled_projects, range(3) t(k)
             where tag = 'mlops'
         """)
-    shifted = cli("run", "continual", "--local", *fast, stores=stores)
+    # Backfill two instants: before the shifted rows were created (the table as it was then:
+    # nothing new) and after (the shift is there): one run each, in time order.
+    filled = cli(
+        "backfill",
+        "continual",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2024-01-01",
+        "--every",
+        "1095d",
+        *fast,
+        stores=stores,
+    )
+    before, shifted = filled["runs"]
+    assert (before["as_of"], before["decision"]) == ("2021-01-01T00:00:00Z", "continue")
+    assert "model_version" not in before
+    assert shifted["as_of"] == "2024-01-01T00:00:00Z"
     assert shifted["decision"] == "improve"
     assert shifted["model_version"] == "2"  # retrained on the composed set and registered
     champion = str(tracking.get_alias(uri).version)

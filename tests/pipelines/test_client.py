@@ -146,7 +146,14 @@ class KfpStub:
             self.runs[rid] = {**req.json, "run_id": rid, "state": "PENDING"}
             return 200, self.runs[rid]
         if (m, p) == ("GET", f"{API}/runs"):
-            return 200, {"runs": list(self.runs.values()), "total_size": len(self.runs)}
+            items = [
+                r
+                for r in self.runs.values()
+                if q.get("experiment_id") in (None, r.get("experiment_id")) and _matches(r, q.get("filter"))
+            ]
+            if q.get("sort_by") == "created_at desc":
+                items.reverse()  # ids grow with creation
+            return 200, {"runs": items, "total_size": len(items)}
         if m == "GET" and (hit := re.fullmatch(rf"{API}/runs/([^/:]+)", p)):
             state = self.run_states.pop(0) if len(self.run_states) > 1 else self.run_states[0]
             self.runs[hit[1]]["state"] = state
@@ -731,3 +738,129 @@ def test_connection_repr_hides_secrets() -> None:
         kfp_client.Connection.resolve(host="http://h:1", token="a", cookies="b=c")
     with pytest.raises(kfp_client.UsageError, match="must start with http"):
         kfp_client.Connection.resolve(host="localhost:8080")
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+def backfill(argv: list[str]) -> int:
+    """``python -m pipelines backfill ...`` as the CLI parses it."""
+    from pipelines.backfill import add_backfill_command
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines")
+    add_backfill_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+@pytest.fixture(scope="module")
+def continual_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.compile import compile_all
+
+    [path] = compile_all(tmp_path_factory.mktemp("compiled"), ["continual"])
+    return path
+
+
+def _backfill_args(stub: KfpStub, package: Path, *extra: str) -> list[str]:
+    return [
+        "backfill",
+        "continual",
+        "--host",
+        stub.url,
+        "--package",
+        str(package),
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-03T12:00:00Z",
+        "--poll-interval",
+        "0.01",
+        *extra,
+    ]
+
+
+def test_backfill_against_local_kfp_rest_stub_starts_one_run_per_day_in_order(
+    stub: KfpStub, continual_package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.run_states = ["SUCCEEDED"]
+    code = backfill(_backfill_args(stub, continual_package, "--param", "margin=0.01", "--json"))
+    assert code == 0, capsys.readouterr().err
+    bodies = [r.json for r in stub.calls("POST", f"{API}/runs")]
+    expected = ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"]
+    assert [b["runtime_config"]["parameters"]["as_of"] for b in bodies] == expected
+    assert [b["display_name"] for b in bodies] == [f"continual as_of {t}" for t in expected]
+    assert all(b["runtime_config"]["parameters"]["margin"] == 0.01 for b in bodies)
+    # each run was followed to its end before the next one started
+    kinds = [(r.method, r.path.rsplit("/", 1)[-1]) for r in stub.requests if r.path.startswith(f"{API}/runs")]
+    starts = [i for i, k in enumerate(kinds) if k == ("POST", "runs")]
+    assert all(kinds[i + 1][0] == "GET" and kinds[i + 1][1].startswith("run-") for i in starts)
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [(r["as_of"], r["action"], r["state"]) for r in summary["runs"]] == [
+        (t, "submitted", "SUCCEEDED") for t in expected
+    ]
+
+
+def test_backfill_against_local_kfp_rest_stub_stops_at_a_failure_and_resumes_there(
+    stub: KfpStub, continual_package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.run_states = ["SUCCEEDED", "FAILED"]
+    assert backfill(_backfill_args(stub, continual_package)) == 1
+    err = capsys.readouterr().err
+    assert "backfill stopped at as_of 2026-11-02T00:00:00Z (1 of 3 done)" in err and "ended FAILED" in err
+    assert len(stub.calls("POST", f"{API}/runs")) == 2  # the third day was not started
+
+    stub.run_states = ["SUCCEEDED"]
+    assert backfill(_backfill_args(stub, continual_package)) == 0
+    out = capsys.readouterr().out
+    assert "[1/3] as_of 2026-11-01T00:00:00Z: skipped, run run-" in out and "is SUCCEEDED" in out
+    names = [r.json["display_name"] for r in stub.calls("POST", f"{API}/runs")]
+    # the failed day is run again, the succeeded one is not
+    assert names == [
+        "continual as_of 2026-11-01T00:00:00Z",
+        "continual as_of 2026-11-02T00:00:00Z",
+        "continual as_of 2026-11-02T00:00:00Z",
+        "continual as_of 2026-11-03T00:00:00Z",
+    ]
+
+
+def test_backfill_against_local_kfp_rest_stub_no_wait_submits_all_and_skips_running(
+    stub: KfpStub, continual_package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert backfill(_backfill_args(stub, continual_package, "--no-wait")) == 0
+    assert len(stub.calls("POST", f"{API}/runs")) == 3
+    assert not stub.calls("GET", rf"{API}/runs/run-\d+")  # nothing followed
+    # a second --no-wait finds the three still PENDING and starts nothing
+    assert backfill(_backfill_args(stub, continual_package, "--no-wait")) == 0
+    assert len(stub.calls("POST", f"{API}/runs")) == 3
+    assert capsys.readouterr().out.count("skipped, run run-") == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--start", "2026-11-05", "--end", "2026-11-01"], "--end 2026-11-01T00:00:00Z is before --start"),
+        (["--start", "someday", "--end", "2026-11-01"], "--start='someday' is not an ISO 8601"),
+        (["--start", "2026-01-01", "--end", "2026-12-31", "--every", "1h"], "more than --max-runs 100"),
+        (["--start", "2026-11-01", "--end", "2026-11-02", "--every", "0d"], "must be longer than zero"),
+        (
+            ["--start", "2026-11-01", "--end", "2026-11-02", "--param", "as_of=x"],
+            "conflicts with the backfill",
+        ),
+    ],
+)
+def test_backfill_rejects_bad_ranges_before_starting_anything(
+    stub: KfpStub, continual_package: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    args = ["backfill", "continual", "--host", stub.url, "--package", str(continual_package), *argv]
+    assert backfill(args) == 2
+    assert message in capsys.readouterr().err
+    assert not stub.calls("POST", f"{API}/runs")
+
+
+def test_backfill_refuses_a_pipeline_without_as_of(
+    stub: KfpStub, package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["backfill", "dataops", "--host", stub.url, "--package", str(package)]
+    assert backfill([*args, "--start", "2026-11-01", "--end", "2026-11-02"]) == 2
+    assert "pipeline 'dataops' has no as_of parameter" in capsys.readouterr().err
+    assert not stub.calls("POST", f"{API}/runs")

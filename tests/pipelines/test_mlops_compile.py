@@ -139,3 +139,41 @@ def test_continual_compiles_reloads_and_branches(tmp_path) -> None:
     assert len(conditions) == 2
     assert "'improve'" in conditions[0] and "'rollback'" in conditions[1]
     assert "comp-train-and-promote" in spec["components"]  # the mlops pipeline, nested
+
+
+def _task_inputs(spec: dict[str, Any], component: str) -> list[dict[str, Any]]:
+    """The parameter inputs of every task (in any DAG) that calls `component`."""
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
+    return [
+        t.get("inputs", {}).get("parameters", {})
+        for dag in dags
+        for t in dag["tasks"].values()
+        if t["componentRef"]["name"] == component
+    ]
+
+
+def test_compiled_yaml_passes_the_scheduled_time_and_takes_as_of(tmp_path) -> None:
+    from kfp import dsl
+
+    from pipelines.compile import compile_all
+
+    placeholder = dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
+    paths = dict(zip(["mlops", "continual"], compile_all(tmp_path, ["mlops", "continual"]), strict=True))
+    wired = {"mlops": ["comp-extract"], "continual": ["comp-monitor", "comp-compose"]}
+    for name, path in paths.items():
+        spec = next(yaml.safe_load_all(path.read_text()))
+        assert spec["root"]["inputDefinitions"]["parameters"]["as_of"]["defaultValue"] == ""
+        for component in wired[name]:
+            [inputs] = _task_inputs(spec, component)
+            assert inputs["scheduled_time"] == {"runtimeValue": {"constant": placeholder}}, (name, component)
+            assert inputs["as_of"]["componentInputParameter"].endswith("as_of")
+
+
+def test_the_local_builds_carry_no_time_placeholder(tmp_path) -> None:
+    # kfp.local 2.17.3 fails on `{{$.pipeline_job_schedule_time_utc}}` (see docs/continual.md).
+    from pipelines.continual import continual
+
+    for pipeline in (mlops, continual):
+        path = tmp_path / f"{pipeline.name}.yaml"
+        compiler.Compiler().compile(pipeline, str(path))
+        assert "pipeline_job_schedule_time_utc" not in path.read_text()

@@ -7,11 +7,18 @@ A warehouse is named by a URI so that it can travel as a plain pipeline paramete
 
 Schemas: raw tables land in ``mlops_course``; dbt builds into ``mlops_course_audit``;
 publish swaps the audited table into ``mlops_course``.
+
+Every DuckDB connection opened here (and dbt-duckdb's, through the profile) gets a memory
+limit and a spill folder (:func:`duckdb_settings`), so a large load, join or copy spills to
+disk instead of growing the process: ``KFP_MLOPS_DUCKDB_MEMORY_LIMIT`` (default
+``1GB``) and ``KFP_MLOPS_DUCKDB_TEMP_DIR`` (default ``duckdb_tmp/`` beside the warehouse
+file, i.e. under the stores folder).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +29,18 @@ from urllib.parse import parse_qs, urlparse
 
 if TYPE_CHECKING:
     import duckdb
+    import numpy as np
     import pandas as pd
 
 RAW_SCHEMA = "mlops_course"
 AUDIT_SCHEMA = "mlops_course_audit"
 DEFAULT_DUCKDB = "stores/warehouse.duckdb"
+MEMORY_LIMIT_ENV = "KFP_MLOPS_DUCKDB_MEMORY_LIMIT"
+TEMP_DIR_ENV = "KFP_MLOPS_DUCKDB_TEMP_DIR"
+DEFAULT_MEMORY_LIMIT = "1GB"
+# A table streamed out of DuckDB comes in chunks of STREAM_VECTORS vectors of VECTOR_ROWS.
+VECTOR_ROWS = 2048
+STREAM_VECTORS = 64
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -79,16 +93,29 @@ def parse_uri(uri: str) -> WarehouseURI:
     )
 
 
+def duckdb_settings(path: str | Path) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB's ``memory_limit`` and ``temp_directory`` for the warehouse file at ``path``.
+
+    Without a limit DuckDB may take 80% of the machine before it spills; every process
+    that opens the warehouse uses these (dbt-duckdb through ``dbt_transforms/profiles.yml``).
+    """
+    temp = os.environ.get(TEMP_DIR_ENV) or str(Path(path).expanduser().resolve().parent / "duckdb_tmp")
+    return {
+        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
+        "temp_directory": temp,
+    }
+
+
 @contextmanager
 def duckdb_connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open a DuckDB file (creating its folder), closing it even on error."""
+    """Open a DuckDB file (creating its folder) with :func:`duckdb_settings`, closing it even on error."""
     import duckdb
 
     p = Path(path)
     if read_only and not p.exists():
         raise WarehouseError(f"DuckDB warehouse {p} does not exist (run the dataops pipeline first)")
     p.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(p), read_only=read_only)
+    con = duckdb.connect(str(p), read_only=read_only, config=duckdb_settings(p))
     try:
         yield con
     finally:
@@ -125,13 +152,82 @@ def bigquery_client(wh: WarehouseURI) -> Any:
 
 
 def frame_version(df: pd.DataFrame) -> str:
-    """Content hash of a frame (order-independent on rows): the data version."""
+    """Content hash of a frame (order-independent on rows): the data version.
+
+    The sha256 of the column names and the sorted 64-bit row hashes of
+    ``pandas.util.hash_pandas_object``; :func:`duckdb_table_version` computes the same
+    value over a DuckDB table without reading it whole.
+    """
     import pandas as pd
 
     if df.empty:
-        return hashlib.sha256(",".join(map(str, df.columns)).encode()).hexdigest()[:16]
-    row_hashes = pd.util.hash_pandas_object(df, index=False).to_numpy().copy()
-    row_hashes.sort()
-    h = hashlib.sha256(",".join(map(str, df.columns)).encode())
-    h.update(row_hashes.tobytes())
+        return _version_digest(df.columns, None)
+    return _version_digest(df.columns, pd.util.hash_pandas_object(df, index=False).to_numpy().copy())
+
+
+def _version_digest(columns: Any, row_hashes: np.ndarray | None) -> str:
+    """sha256(column names, then the row hashes in sorted order), first 16 hex digits."""
+    h = hashlib.sha256(",".join(map(str, columns)).encode())
+    if row_hashes is not None and len(row_hashes):
+        row_hashes.sort()
+        h.update(row_hashes.tobytes())
     return h.hexdigest()[:16]
+
+
+def iter_chunks(
+    con: duckdb.DuckDBPyConnection, sql: str, vectors: int = STREAM_VECTORS
+) -> Iterator[pd.DataFrame]:
+    """The result of ``sql`` as pandas frames of ``vectors`` * 2,048 rows, in DuckDB's order.
+
+    Each chunk is converted exactly as ``.df()`` converts a whole result, so per-row values
+    (and their hashes) are the same whichever way a table is read. At least one frame is
+    yielded, empty when the result is, so a consumer always sees the columns.
+    """
+    con.execute(sql)
+    first = True
+    while True:
+        chunk = con.fetch_df_chunk(vectors)
+        if chunk.empty and not first:
+            return
+        first = False
+        yield chunk
+        if chunk.empty:
+            return
+
+
+def duckdb_table_version(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[int, str]:
+    """Rows and data version of a DuckDB table, streamed chunk by chunk.
+
+    Equal to ``frame_version(read_table(...))`` (the same per-row hashes, sorted), with
+    memory bounded by one chunk plus 8 bytes per row instead of the whole table.
+    """
+    import numpy as np
+    import pandas as pd
+
+    fqn = f'"{ident(schema)}"."{ident(table)}"'
+    count = con.execute(f"select count(*) from {fqn}").fetchone()
+    rows = int(count[0]) if count else 0
+    hashes = np.empty(rows, dtype=np.uint64)
+    filled = 0
+    columns: Any = []
+    for chunk in iter_chunks(con, f"select * from {fqn}"):
+        columns = chunk.columns
+        if len(chunk):
+            hashes[filled : filled + len(chunk)] = pd.util.hash_pandas_object(chunk, index=False).to_numpy()
+            filled += len(chunk)
+    if filled != rows:
+        raise WarehouseError(
+            f"{schema}.{table} changed while it was hashed ({rows} rows counted, {filled} read)"
+        )
+    return rows, _version_digest(columns, hashes if rows else None)
+
+
+def table_version(uri: str, schema: str, table: str) -> tuple[int, str]:
+    """Rows and data version of a DuckDB warehouse table (see :func:`duckdb_table_version`)."""
+    wh = parse_uri(uri)
+    if wh.kind != "duckdb":
+        raise WarehouseError(f"table_version reads DuckDB warehouses, not {uri!r}")
+    with duckdb_connect(wh.path, read_only=True) as con:
+        if not duckdb_table_exists(con, schema, table):
+            raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")
+        return duckdb_table_version(con, schema, table)

@@ -1,0 +1,99 @@
+"""Warehouse helpers on real DuckDB: the streamed data version and the connection settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.warehouse import (
+    DEFAULT_MEMORY_LIMIT,
+    MEMORY_LIMIT_ENV,
+    TEMP_DIR_ENV,
+    WarehouseError,
+    duckdb_connect,
+    duckdb_settings,
+    duckdb_table_version,
+    frame_version,
+    iter_chunks,
+    read_table,
+    table_version,
+)
+
+ROWS = 3 * 2048 + 17  # four DuckDB chunks of one vector each
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    """Typed columns with nulls in some chunks only: each chunk converts to pandas on its own
+    (an integer column with a null becomes Int64, an all-null text chunk becomes object)."""
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb_connect(path) as con:
+        con.execute("create schema s")
+        con.execute(
+            "create table s.t as select "
+            "case when range = 5000 then null else range end::BIGINT as id, "
+            "timestamp '2024-01-01' + to_seconds(range) as created_on, "
+            "case when range < 2048 then null else 'title ' || range end as title, "
+            "repeat('x', (range % 37)::INT) as description, "
+            "case when range % 3 = 0 then null else range / 7 end::DOUBLE as score "
+            f"from range({ROWS})"
+        )
+        con.execute("create table s.empty as select * from s.t limit 0")
+    return path
+
+
+def test_streamed_version_equals_the_frame_version(warehouse: Path) -> None:
+    uri = f"duckdb:///{warehouse}"
+    whole = read_table(uri, "s", "t")
+    assert table_version(uri, "s", "t") == (ROWS, frame_version(whole))
+    # Order does not matter, content does.
+    assert frame_version(whole.iloc[::-1]) == frame_version(whole)
+    with duckdb_connect(warehouse) as con:
+        con.execute("update s.t set description = 'changed' where id = 7")
+        rows, changed = duckdb_table_version(con, "s", "t")
+    assert (rows, changed) != (ROWS, frame_version(whole))
+    assert changed == frame_version(read_table(uri, "s", "t"))
+
+
+def test_empty_table_version_is_its_column_names(warehouse: Path) -> None:
+    uri = str(warehouse)
+    assert table_version(uri, "s", "empty") == (0, frame_version(read_table(uri, "s", "empty")))
+    assert table_version(uri, "s", "empty")[1] != table_version(uri, "s", "t")[1]
+
+
+def test_chunks_are_bounded_and_cover_the_result(warehouse: Path) -> None:
+    with duckdb_connect(warehouse, read_only=True) as con:
+        sizes = [len(c) for c in iter_chunks(con, "select * from s.t", vectors=1)]
+        assert sizes == [2048, 2048, 2048, 17]
+        empty = list(iter_chunks(con, "select id, title from s.empty"))
+    assert [(len(f), list(f.columns)) for f in empty] == [(0, ["id", "title"])]
+
+
+def test_missing_table_is_named(warehouse: Path) -> None:
+    with pytest.raises(WarehouseError, match=r"s\.nope not found"):
+        table_version(str(warehouse), "s", "nope")
+
+
+def test_connections_get_a_memory_limit_and_a_spill_folder_under_the_stores(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.delenv(TEMP_DIR_ENV, raising=False)
+    assert duckdb_settings(warehouse) == {
+        "memory_limit": DEFAULT_MEMORY_LIMIT,
+        "temp_directory": str(warehouse.parent / "duckdb_tmp"),
+    }
+    with duckdb_connect(warehouse, read_only=True) as con:
+        limit, temp = con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone() or ("", "")
+    assert (limit, temp) == ("953.6 MiB", str(warehouse.parent / "duckdb_tmp"))  # 1 GB in MiB
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MB")
+    monkeypatch.setenv(TEMP_DIR_ENV, str(warehouse.parent / "spill"))
+    with duckdb_connect(warehouse) as con:
+        limit, temp = con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone() or ("", "")
+    assert (limit, temp) == ("286.1 MiB", str(warehouse.parent / "spill"))

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.artifacts import TableRef
-from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, ident, parse_uri
+from components.warehouse import (
+    MEMORY_LIMIT_ENV,
+    RAW_SCHEMA,
+    WarehouseError,
+    duckdb_connect,
+    ident,
+    parse_uri,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -53,11 +60,13 @@ _INTEGER = r"[+-]?[0-9]+"
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
 
 # Strict, fully explicit CSV dialect: RFC 4180 quoting, no sniffing, no row skipping or
-# padding, so a malformed file fails instead of loading something else.
+# padding, so a malformed file fails instead of loading something else. The read buffer is
+# one maximal line: DuckDB's default (16 lines, 1 GiB) does not fit its own memory limit.
+_MAX_LINE_BYTES = 64 * 2**20
 _CSV_OPTIONS = (
     "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
     "strict_mode = true, null_padding = false, ignore_errors = false, encoding = 'utf-8', "
-    "allow_quoted_nulls = false, max_line_size = 67108864"
+    f"allow_quoted_nulls = false, max_line_size = {_MAX_LINE_BYTES}, buffer_size = {_MAX_LINE_BYTES}"
 )
 
 
@@ -213,6 +222,11 @@ def _replace_raw_table(
             f"from read_csv(?, columns = {{{as_text}}}, {_CSV_OPTIONS})",
             [str(path)],
         )
+    except duckdb.OutOfMemoryException as exc:  # not the file's fault: say what to change
+        raise WarehouseError(
+            f"{path}: DuckDB ran out of memory loading it ({str(exc).splitlines()[0]}); raise "
+            f"{MEMORY_LIMIT_ENV} or free space for its spill folder"
+        ) from exc
     except duckdb.Error as exc:
         raise SourceError(f"{path}: malformed CSV at {_csv_problem(str(exc))}") from exc
 

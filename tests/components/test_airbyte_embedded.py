@@ -18,7 +18,7 @@ from kfp import dsl
 from components.airbyte_sync.component import airbyte_sync
 from components.airbyte_sync.embedded import SourceError, load_stream
 from components.artifacts import TableRef, read_table_ref
-from components.warehouse import WarehouseError
+from components.warehouse import MEMORY_LIMIT_ENV, WarehouseError
 
 PROJECTS = (
     "id,created_on,title,description\n"
@@ -222,6 +222,25 @@ def test_broken_source_fails_clearly_and_keeps_the_loaded_table(tmp_path: Path, 
     with duckdb.connect(str(wh), read_only=True) as con:  # no staging leftovers either
         tables = con.execute("select table_name from information_schema.tables").fetchall()
     assert sorted(tables) == [("projects",), ("tags",)]
+
+
+def test_the_load_runs_under_the_warehouse_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The loader's connection carries the configured limit: below one CSV read buffer (the
+    file, up to one maximal line) the load fails naming the setting, and the loaded table stays."""
+    src = _source(tmp_path / "src")
+    wh = tmp_path / "wh.duckdb"
+    load_stream(src, "tags", str(wh))
+    before = _content(wh, "tags")
+    rows = 600_000  # an 8 MB file
+    (src / "tags.csv").write_text("id,tag\n" + "".join(f"{i},tag-{i % 50}\n" for i in range(rows)))
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "4MB")
+    with pytest.raises(WarehouseError, match=rf"tags\.csv: DuckDB ran out of memory .*{MEMORY_LIMIT_ENV}"):
+        load_stream(src, "tags", str(wh))
+    assert _content(wh, "tags") == before
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "256MB")
+    assert load_stream(src, "tags", str(wh)).rows == rows
 
 
 def test_first_load_of_a_broken_source_creates_nothing(tmp_path: Path):

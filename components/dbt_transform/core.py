@@ -28,10 +28,10 @@ from components.warehouse import (
     AUDIT_SCHEMA,
     RAW_SCHEMA,
     WarehouseURI,
-    frame_version,
+    duckdb_settings,
     ident,
     parse_uri,
-    read_table,
+    table_version,
 )
 
 MART = "labeled_projects"
@@ -90,7 +90,7 @@ class DbtResult:
     target_schema: str
     nodes: tuple[NodeResult, ...] = ()
     rows: int | None = None  # rows of <target_schema>.labeled_projects when it was built
-    data_version: str = ""  # content hash of the mart (components.warehouse.frame_version)
+    data_version: str = ""  # content hash of the mart (components.warehouse.table_version)
     error: str = ""  # an error raised before any node ran (e.g. a compilation error)
 
     @property
@@ -173,11 +173,23 @@ def _close_duckdb() -> None:
             Manager._ENV = None
 
 
+def _duckdb_env(path: str | Path) -> dict[str, str]:
+    """The profile's DuckDB variables: the file, and the memory limit and spill folder every
+    connection to the warehouse uses (components.warehouse.duckdb_settings)."""
+    # Always absolute: dbt resolves a relative path against its own cwd.
+    resolved = Path(path).expanduser().resolve()
+    settings = duckdb_settings(resolved)
+    return {
+        "DBT_DUCKDB_PATH": str(resolved),
+        "DBT_DUCKDB_MEMORY_LIMIT": str(settings["memory_limit"]),
+        "DBT_DUCKDB_TEMP_DIR": str(settings["temp_directory"]),
+    }
+
+
 def _target_env(wh: WarehouseURI, target_schema: str) -> dict[str, str]:
     env = {"DBT_TARGET_SCHEMA": target_schema}
     if wh.kind == "duckdb":
-        # Always absolute: dbt resolves a relative path against its own cwd.
-        env["DBT_DUCKDB_PATH"] = str(Path(wh.path).expanduser().resolve())
+        env |= _duckdb_env(wh.path)
     else:
         env["DBT_BIGQUERY_PROJECT"] = wh.project
         if wh.location:
@@ -310,9 +322,10 @@ def run_dbt(
         if not result.success:
             raise DbtTransformError(result.failure_message(), result)
         if any(n.resource_type == "model" and n.name == MART and n.status == "success" for n in nodes):
-            # dbt's handle on the DuckDB file is closed by now (see _invoke).
-            frame = read_table(str(wh), target_schema, MART)
-            result = replace(result, rows=len(frame), data_version=frame_version(frame))
+            # dbt's handle on the DuckDB file is closed by now (see _invoke). The mart is
+            # hashed chunk by chunk, never read whole.
+            rows, version = table_version(str(wh), target_schema, MART)
+            result = replace(result, rows=rows, data_version=version)
     return result
 
 
@@ -379,7 +392,7 @@ def compile_only(
                 "DBT_BIGQUERY_KEYFILE": str(_throwaway_service_account(Path(tmp), project_id)),
             }
         else:
-            env["DBT_DUCKDB_PATH"] = str(Path(tmp) / "compile.duckdb")
+            env |= _duckdb_env(Path(tmp) / "compile.duckdb")
         res, _ = _invoke(
             "compile",
             project=project.resolve(),

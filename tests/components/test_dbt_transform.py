@@ -17,7 +17,15 @@ from components.artifacts import TableRef, read_table_ref, write_table_ref
 from components.dbt_transform.component import dbt_transform
 from components.dbt_transform.core import DbtTransformError, compile_only, run_dbt
 from components.paths import project_dir
-from components.warehouse import AUDIT_SCHEMA, RAW_SCHEMA, duckdb_connect, frame_version, read_table
+from components.warehouse import (
+    AUDIT_SCHEMA,
+    MEMORY_LIMIT_ENV,
+    RAW_SCHEMA,
+    TEMP_DIR_ENV,
+    duckdb_connect,
+    frame_version,
+    read_table,
+)
 
 MART_COLUMNS = ["id", "created_on", "title", "description", "tag"]
 FIRST_SYNC = "2024-01-01 00:00:00+00"
@@ -145,6 +153,19 @@ def test_missing_raw_table_names_the_model(warehouse: Path) -> None:
         run_dbt(str(warehouse))
 
     assert "skipped: " in str(err.value) and "labeled_projects" in str(err.value)
+
+
+def test_dbt_connects_with_the_warehouse_memory_settings(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profile takes DuckDB's memory limit from the same setting as every other connection."""
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(DbtTransformError, match=r"(?i)memory"):
+        run_dbt(str(warehouse))
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "256MB")
+    monkeypatch.setenv(TEMP_DIR_ENV, str(warehouse.parent / "spill"))
+    assert run_dbt(str(warehouse)).rows == 955
 
 
 def _input(tmp_path: Path, ref: TableRef) -> dsl.Dataset:

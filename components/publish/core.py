@@ -11,7 +11,7 @@ from components.warehouse import (
     bigquery_client,
     duckdb_connect,
     duckdb_table_exists,
-    frame_version,
+    duckdb_table_version,
     ident,
     parse_uri,
 )
@@ -28,7 +28,9 @@ def publish(
 
     The audited table must still hold exactly what was validated: its content hash is
     compared with the reference's `data_version` inside the transaction, so a table changed
-    after validation is never published.
+    after validation is never published. The hash is streamed out of DuckDB chunk by chunk
+    and the copy runs inside DuckDB (which spills to disk past its memory limit), so the
+    table is never held whole in this process.
     """
     table = ident(table or audited.table)
     ident(schema)
@@ -40,8 +42,7 @@ def publish(
         try:
             if not duckdb_table_exists(con, audited.schema, audited.table):
                 raise PublishError(f"audited table {audited.fqn} does not exist in {wh.path}")
-            df = con.execute(f'select * from "{audited.schema}"."{audited.table}"').df()
-            version = frame_version(df)
+            rows, version = duckdb_table_version(con, audited.schema, audited.table)
             if audited.data_version and version != audited.data_version:
                 raise PublishError(
                     f"{audited.fqn} changed after it was validated "
@@ -56,7 +57,7 @@ def publish(
         except BaseException:
             con.execute("rollback")
             raise
-    return TableRef(audited.warehouse, schema, table, rows=len(df), data_version=version)
+    return TableRef(audited.warehouse, schema, table, rows=rows, data_version=version)
 
 
 def _publish_bigquery(audited: TableRef, schema: str, table: str, client: Any) -> TableRef:

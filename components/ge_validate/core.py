@@ -7,8 +7,12 @@ builds the suite from the committed JSON inside an *ephemeral* context, which is
 
 Two engines:
 
-- DuckDB (embedded default) and parquet: the data is read into pandas and validated
-  there (GX's SQL datasource cannot open DuckDB);
+- DuckDB (embedded default) and parquet: GX's pandas engine (GX's SQL datasource cannot
+  open DuckDB). A DuckDB table larger than one chunk (``CHUNK_ROWS``) is never read whole:
+  row-wise expectations run on bounded chunks streamed out of DuckDB and their unexpected
+  counts are added up; the schema checks run on the first chunk; the whole-table
+  uniqueness checks run on the only rows that can break them, those whose key hash
+  (computed in DuckDB) is shared with another row (see :func:`validate_duckdb_table`);
 - BigQuery: a GX SQL datasource (sqlalchemy-bigquery, ``bigquery://PROJECT/DATASET``)
   over a query asset, so the checks run as SQL in BigQuery and no rows are downloaded.
   :func:`bigquery_batch_spec` builds everything that datasource needs without network.
@@ -24,21 +28,37 @@ names every failed expectation, its column(s) and the number of rows that broke 
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.artifacts import read_table_ref
 from components.paths import project_dir
-from components.warehouse import WarehouseError, frame_version, ident, parse_uri, read_table
+from components.warehouse import (
+    STREAM_VECTORS,
+    VECTOR_ROWS,
+    WarehouseError,
+    duckdb_connect,
+    duckdb_table_exists,
+    duckdb_table_version,
+    frame_version,
+    ident,
+    iter_chunks,
+    parse_uri,
+    read_table,
+)
 
 if TYPE_CHECKING:
+    import duckdb
     import great_expectations as gx
     import pandas as pd
 
@@ -55,6 +75,38 @@ SAMPLE_VALUES = 5
 SQL_TYPE_NAMES: dict[str, dict[str, str]] = {
     "bigquery": {"str": "STRING", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"},
 }
+# DuckDB tables with more rows than this are validated chunk by chunk (a multiple of
+# DuckDB's 2,048-row vectors: ~50 MB of the lesson's projects per chunk).
+CHUNK_ROWS = STREAM_VECTORS * VECTOR_ROWS
+# How the streamed path evaluates each kind of expectation (see validate_duckdb_table).
+SCHEMA_LEVEL = frozenset(
+    {
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_columns_to_match_set",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_column_to_exist",
+    }
+)
+ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_of_type",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_value_lengths_to_equal",
+        "expect_column_pair_values_to_be_equal",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_select_column_values_to_be_unique_within_record",
+    }
+)
+WHOLE_TABLE_UNIQUE = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 
 
 class ValidationFailed(Exception):
@@ -110,6 +162,8 @@ class ValidationSummary:
     data_version: str = ""
     data_docs: str = ""  # path of the HTML report, once written
     seconds: float = 0.0
+    frames: int = 0  # pandas frames GX validated (1 unless a DuckDB table was streamed)
+    largest_frame: int | None = None  # rows of the largest of them
 
     @property
     def failures(self) -> list[ExpectationOutcome]:
@@ -138,6 +192,8 @@ class ValidationSummary:
             "data_version": self.data_version,
             "data_docs": self.data_docs,
             "seconds": round(self.seconds, 3),
+            "frames": self.frames,
+            "largest_frame": self.largest_frame,
             "failures": [f.to_dict() for f in self.failures],
         }
 
@@ -156,6 +212,41 @@ def suite_path(suite: str, project_root: str | Path | None = None) -> Path:
     return path
 
 
+def suite_config(
+    suite: str, *, dialect: str | None = None, project_root: str | Path | None = None
+) -> dict[str, Any]:
+    """The committed suite as JSON data, every expectation with an ``id``.
+
+    ``dialect`` translates type names for a SQL engine (``str`` -> ``STRING`` on BigQuery).
+    The ids tie each GX result back to its expectation (GX does not keep the suite's order).
+    """
+    config: dict[str, Any] = json.loads(suite_path(suite, project_root).read_text())
+    names = SQL_TYPE_NAMES.get(dialect or "", {})
+    for exp in config.get("expectations", []):
+        exp.setdefault("id", str(uuid.uuid4()))
+        kwargs = exp.get("kwargs", {})
+        if "type_" in kwargs:
+            kwargs["type_"] = names.get(kwargs["type_"], kwargs["type_"])
+        if "type_list" in kwargs:
+            kwargs["type_list"] = [names.get(t, t) for t in kwargs["type_list"]]
+    return config
+
+
+def suite_of(config: dict[str, Any], expectations: list[dict[str, Any]] | None = None) -> gx.ExpectationSuite:
+    """A GX suite (not attached to any context) of ``expectations`` (default: all) of ``config``."""
+    import great_expectations as gx
+
+    chosen = config.get("expectations", []) if expectations is None else expectations
+    built = gx.ExpectationSuite(**{**copy.deepcopy(config), "expectations": copy.deepcopy(chosen)})
+    # GX logs and skips an invalid expectation instead of raising: refuse a partial suite.
+    if len(built.expectations) != len(chosen):
+        raise ValueError(
+            f"suite {config.get('name')}: only {len(built.expectations)} of {len(chosen)} "
+            "expectations are valid GX configurations (see the log)"
+        )
+    return built
+
+
 def build_suite(
     suite: str, *, dialect: str | None = None, project_root: str | Path | None = None
 ) -> gx.ExpectationSuite:
@@ -163,24 +254,7 @@ def build_suite(
 
     ``dialect`` translates type names for a SQL engine (``str`` -> ``STRING`` on BigQuery).
     """
-    import great_expectations as gx
-
-    config = json.loads(suite_path(suite, project_root).read_text())
-    names = SQL_TYPE_NAMES.get(dialect or "", {})
-    for exp in config.get("expectations", []):
-        kwargs = exp.get("kwargs", {})
-        if "type_" in kwargs:
-            kwargs["type_"] = names.get(kwargs["type_"], kwargs["type_"])
-        if "type_list" in kwargs:
-            kwargs["type_list"] = [names.get(t, t) for t in kwargs["type_list"]]
-    built = gx.ExpectationSuite(**config)
-    # GX logs and skips an invalid expectation instead of raising: refuse a partial suite.
-    if len(built.expectations) != len(config.get("expectations", [])):
-        raise ValueError(
-            f"suite {suite}: only {len(built.expectations)} of {len(config['expectations'])} "
-            "expectations are valid GX configurations (see the log)"
-        )
-    return built
+    return suite_of(suite_config(suite, dialect=dialect, project_root=project_root))
 
 
 def _ephemeral_context() -> Any:
@@ -205,6 +279,28 @@ def _ephemeral_context() -> Any:
 def data_columns(columns: Any) -> list[str]:
     """The columns that are data: everything but Airbyte's ``_airbyte_*`` meta columns."""
     return [str(c) for c in columns if not str(c).startswith(AIRBYTE_PREFIX)]
+
+
+class FrameValidator:
+    """GX's pandas engine, one in-memory frame at a time (one ephemeral context for all)."""
+
+    def __init__(self, asset: str) -> None:
+        self._batches = (
+            _ephemeral_context()
+            .data_sources.add_pandas("frames")
+            .add_dataframe_asset(asset)
+            .add_batch_definition_whole_dataframe("whole_table")
+        )
+        self.frames = 0
+        self.largest_frame = 0
+
+    def outcomes(self, frame: pd.DataFrame, suite: gx.ExpectationSuite) -> dict[str, ExpectationOutcome]:
+        """Each expectation's outcome on ``frame``, by expectation id."""
+        self.frames += 1
+        self.largest_frame = max(self.largest_frame, len(frame))
+        batch = self._batches.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(suite, result_format=RESULT_FORMAT)
+        return {str(r.expectation_config.id): _outcome(r) for r in result.results}
 
 
 def validate_frame(
@@ -232,19 +328,177 @@ def validate_frame(
         The summary of every expectation's result.
     """
     started = time.perf_counter()
-    expectation_suite = build_suite(suite, project_root=project_root)
+    config = suite_config(suite, project_root=project_root)
+    gx_suite = suite_of(config)
     frame = df[data_columns(df.columns)]
-    context = _ephemeral_context()
-    batch_definition = (
-        context.data_sources.add_pandas("frames")
-        .add_dataframe_asset(suite)
-        .add_batch_definition_whole_dataframe("whole_table")
+    validator = FrameValidator(suite)
+    outcomes = validator.outcomes(frame, gx_suite)
+    summary = _summary(config, {k: [v] for k, v in outcomes.items()}, rows=len(frame), source=source)
+    summary.data_version = data_version
+    return _finish(_stamp(summary, validator, started), data_docs_path, raise_on_failure)
+
+
+# --- DuckDB tables, streamed -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How each expectation of a suite is evaluated on a streamed table."""
+
+    first_chunk: list[dict[str, Any]]  # schema checks, and checks naming a missing column
+    every_chunk: list[dict[str, Any]]  # row-wise: unexpected counts add up over chunks
+    shared_keys: list[dict[str, Any]]  # whole-table uniqueness: rows whose key hash is shared
+    whole_columns: list[dict[str, Any]]  # anything else: its columns, whole
+
+
+def expectation_columns(expectation: dict[str, Any]) -> list[str]:
+    """The columns an expectation configuration names, in order."""
+    kwargs = expectation.get("kwargs", {})
+    named = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k) is not None]
+    return [str(c) for c in [*named, *(kwargs.get("column_list") or [])]]
+
+
+def plan_stream(expectations: list[dict[str, Any]], columns: list[str]) -> StreamPlan:
+    """Sort a suite's expectations by how they can be evaluated without the whole table.
+
+    An expectation with ``mostly`` below 1 is judged on a proportion, not on "no row
+    broke it", so it is not combined from chunks: it gets its columns whole.
+    """
+    plan = StreamPlan([], [], [], [])
+    for exp in expectations:
+        kind = str(exp.get("type"))
+        exact = exp.get("kwargs", {}).get("mostly") in (None, 1, 1.0)
+        if kind in SCHEMA_LEVEL or not set(expectation_columns(exp)) <= set(columns):
+            plan.first_chunk.append(exp)  # GX reports the missing column as on a whole frame
+        elif kind in ROW_WISE and exact:
+            plan.every_chunk.append(exp)
+        elif kind in WHOLE_TABLE_UNIQUE and exact:
+            plan.shared_keys.append(exp)
+        else:
+            plan.whole_columns.append(exp)
+    return plan
+
+
+def validate_duckdb_table(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    suite: str,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    source: str = "",
+    project_root: str | Path | None = None,
+) -> ValidationSummary:
+    """Validate a DuckDB table with GX's pandas engine without ever holding it whole.
+
+    A table of at most ``chunk_rows`` rows (rounded down to DuckDB's 2,048-row vectors, at
+    least one vector) is validated as one frame. A larger one is streamed:
+
+    - row-wise expectations (not null, type, in set, ...) run on every chunk; a chunk's
+      unexpected rows are its own, so the counts add up to the table's;
+    - schema expectations (column list and order) run on the first chunk, as do those that
+      name a column the table lacks (GX reports it as on a whole frame);
+    - uniqueness (``expect_column_values_to_be_unique``, ``expect_compound_columns_to_be_unique``)
+      runs on the rows whose DuckDB ``hash()`` of the key columns is shared with another
+      row: equal keys have equal hashes, so every duplicate is among them and GX counts
+      exactly what it would count on the whole table. Normally that is no row; when it is
+      many, they are split into bounded buckets by hash, each holding whole hash groups;
+    - any other expectation gets the columns it names, whole (still far narrower than the table).
+
+    Memory is bounded by one chunk (plus the shared-key rows of one bucket).
+    """
+    fqn = f'"{ident(schema)}"."{ident(table)}"'
+    started = time.perf_counter()
+    config = suite_config(suite, project_root=project_root)
+    columns = data_columns(
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, table],
+        ).fetchall()
     )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(expectation_suite, result_format=RESULT_FORMAT)
-    summary = summarize(result, suite, rows=len(frame), source=source, data_version=data_version)
-    summary.seconds = time.perf_counter() - started
-    return _finish(summary, data_docs_path, raise_on_failure)
+    rows = _count(con, fqn)
+    vectors = max(1, chunk_rows // VECTOR_ROWS)
+    select = f"select {_quoted(columns)} from {fqn}"
+    validator = FrameValidator(suite)
+    parts: dict[str, list[ExpectationOutcome]] = {}
+
+    def collect(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> None:
+        if expectations:
+            for key, outcome in validator.outcomes(frame, suite_of(config, expectations)).items():
+                parts.setdefault(key, []).append(outcome)
+
+    if rows <= vectors * VECTOR_ROWS:
+        collect(con.execute(select).df(), config["expectations"])
+    else:
+        plan = plan_stream(config["expectations"], columns)
+        for i, chunk in enumerate(iter_chunks(con, select, vectors)):
+            if i and not plan.every_chunk:
+                break
+            collect(chunk, (plan.first_chunk if i == 0 else []) + plan.every_chunk)
+        for exp in plan.shared_keys:
+            for frame in _shared_key_rows(con, fqn, expectation_columns(exp), vectors * VECTOR_ROWS):
+                collect(frame, [exp])
+        if plan.whole_columns:
+            needed = {c for e in plan.whole_columns for c in expectation_columns(e)}
+            named = [c for c in columns if c in needed] or columns[:1]  # table-level: one column
+            collect(con.execute(f"select {_quoted(named)} from {fqn}").df(), plan.whole_columns)
+    return _stamp(_summary(config, parts, rows=rows, source=source), validator, started)
+
+
+def _shared_key_rows(
+    con: duckdb.DuckDBPyConnection, fqn: str, key: list[str], bucket_rows: int
+) -> Iterator[pd.DataFrame]:
+    """The ``key`` columns of the rows whose key hash another row shares, in buckets.
+
+    Yields at least one frame (empty when every hash is distinct). Each bucket holds whole
+    hash groups (``hash % buckets``), so duplicates never straddle two buckets.
+    """
+    cols = _quoted(key)
+    shared = "_gx_shared_keys"
+    con.execute(
+        f"create or replace temp table {shared} as "
+        f"with keyed as (select hash({cols}) as _key, {cols} from {fqn}) "
+        f"select * from keyed where _key in "
+        f"(select _key from keyed group by _key having count(*) > 1)"
+    )
+    try:
+        buckets = max(1, -(-_count(con, shared) // bucket_rows))
+        for bucket in range(buckets):
+            yield con.execute(f"select {cols} from {shared} where _key % {buckets} = {bucket}").df()
+    finally:
+        con.execute(f"drop table if exists {shared}")
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    row = con.execute(f"select count(*) from {relation}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _quoted(columns: list[str]) -> str:
+    return ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+
+
+def merge_outcomes(parts: list[ExpectationOutcome]) -> ExpectationOutcome:
+    """One expectation's outcome over the whole table from its outcomes on disjoint parts.
+
+    It passes when it passed on every part; unexpected counts add up; the sample values
+    are the first ones found; the observed value and the error are the first failing part's.
+    """
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    failing = [p for p in parts if not p.success]
+    counts = [p.unexpected_count for p in parts if p.unexpected_count is not None]
+    return replace(
+        first,
+        success=not failing,
+        unexpected_count=sum(counts) if counts else None,
+        unexpected_values=tuple(v for p in parts for v in p.unexpected_values)[:SAMPLE_VALUES],
+        observed=(failing or parts)[0].observed,
+        error=next((p.error for p in parts if p.error), ""),
+    )
 
 
 # --- BigQuery (pushed down) ----------------------------------------------------------
@@ -341,8 +595,9 @@ def validate_table(
     data_version: str = "",
     bq_client: Any = None,
     project_root: str | Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ValidationSummary:
-    """Validate a warehouse table: DuckDB via pandas, BigQuery pushed down as SQL.
+    """Validate a warehouse table: DuckDB via pandas in bounded chunks, BigQuery pushed down as SQL.
 
     ``data_version`` defaults to the content hash of the table (DuckDB only).
     """
@@ -358,8 +613,14 @@ def validate_table(
         columns = bigquery_columns(warehouse_uri, schema, table, bq_client)
         spec = bigquery_batch_spec(warehouse_uri, schema, table, columns)
         return validate_sql(spec, suite, data_version=data_version, **common)
-    df = read_table(warehouse_uri, schema, table)
-    return validate_frame(df, suite, data_version=data_version or frame_version(df), **common)
+    with duckdb_connect(wh.path, read_only=True) as con:
+        if not duckdb_table_exists(con, ident(schema), ident(table)):
+            raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")
+        summary = validate_duckdb_table(
+            con, schema, table, suite, chunk_rows=chunk_rows, source=source, project_root=project_root
+        )
+        summary.data_version = data_version or duckdb_table_version(con, schema, table)[1]
+    return _finish(summary, data_docs_path, raise_on_failure)
 
 
 def load_input(path: str | Path) -> pd.DataFrame:
@@ -379,6 +640,7 @@ def validate_input(
     data_docs_path: str | Path | None = None,
     raise_on_failure: bool = True,
     project_root: str | Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ValidationSummary:
     """Validate what a KFP ``Dataset`` artifact holds: a table reference or parquet.
 
@@ -396,6 +658,7 @@ def validate_input(
             raise_on_failure=raise_on_failure,
             data_version=ref.data_version,
             project_root=project_root,
+            chunk_rows=chunk_rows,
         )
     df = load_input(path)
     return validate_frame(
@@ -420,17 +683,37 @@ def summarize(
     if rows is None:  # SQL: the row count comes with any row-level result
         counts = [r.result.get("element_count") for r in result.results if r.result]
         rows = next((int(c) for c in counts if c is not None), None)
+    summary = _summary_of(suite, outcomes, rows=rows, source=source)
+    summary.success = summary.success and bool(result.success)
+    summary.data_version = data_version
+    return summary
+
+
+def _summary(
+    config: dict[str, Any], parts: dict[str, list[ExpectationOutcome]], *, rows: int | None, source: str
+) -> ValidationSummary:
+    """The summary of a suite from its outcomes by expectation id, in the suite's order."""
+    expected = [str(e["id"]) for e in config["expectations"]]
+    missing = [key for key in expected if key not in parts]
+    if missing:  # a GX result per expectation is the contract: never report a partial suite
+        raise RuntimeError(f"suite {config['name']}: GX returned no result for expectation(s) {missing}")
+    outcomes = [merge_outcomes(parts[key]) for key in expected]
+    return _summary_of(str(config["name"]), outcomes, rows=rows, source=source)
+
+
+def _summary_of(
+    suite: str, outcomes: list[ExpectationOutcome], *, rows: int | None, source: str
+) -> ValidationSummary:
     failed = sum(not o.success for o in outcomes)
     return ValidationSummary(
         suite=suite,
-        success=bool(result.success) and failed == 0,
+        success=failed == 0,
         evaluated=len(outcomes),
         successful=len(outcomes) - failed,
         failed=failed,
         rows=rows,
         outcomes=outcomes,
         source=source,
-        data_version=data_version,
     )
 
 
@@ -499,6 +782,13 @@ def _short(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _stamp(summary: ValidationSummary, validator: FrameValidator, started: float) -> ValidationSummary:
+    """Record how long the validation took and what GX was given."""
+    summary.seconds = time.perf_counter() - started
+    summary.frames, summary.largest_frame = validator.frames, validator.largest_frame
+    return summary
+
+
 def _finish(
     summary: ValidationSummary, data_docs_path: str | Path | None, raise_on_failure: bool
 ) -> ValidationSummary:
@@ -529,6 +819,12 @@ code{font-family:ui-monospace,monospace;font-size:.85rem}
 """
 
 
+def _frames_text(summary: ValidationSummary) -> str:
+    if summary.frames <= 1 or summary.largest_frame is None:
+        return "one frame" if summary.frames == 1 else "SQL in the warehouse"
+    return f"{summary.frames} frames of at most {summary.largest_frame} rows (streamed)"
+
+
 def render_html(summary: ValidationSummary) -> str:
     """A self-contained HTML report: inline CSS, no scripts, no external links."""
     esc = html.escape
@@ -541,6 +837,7 @@ def render_html(summary: ValidationSummary) -> str:
         "data version": summary.data_version,
         "validated at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "seconds": f"{summary.seconds:.2f}",
+        "validated as": _frames_text(summary),
     }
     rows = []
     for i, o in enumerate(summary.outcomes, 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -17,17 +18,20 @@ from components.artifacts import TableRef
 from components.ge_validate.component import ge_validate
 from components.ge_validate.core import (
     SUITES,
+    ExpectationOutcome,
     ValidationFailed,
     ValidationSummary,
     bigquery_batch_spec,
     build_suite,
     load_input,
+    plan_stream,
+    suite_config,
     validate_frame,
     validate_input,
     validate_table,
 )
 from components.paths import project_dir
-from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect
+from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, frame_version, read_table
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = {
@@ -315,6 +319,249 @@ def test_parquet_file_and_directory(frames: dict[str, pd.DataFrame], tmp_path: P
     leaked.to_parquet(file)
     with pytest.raises(ValidationFailed, match=r"expect_compound_columns_to_be_unique\(title, description\)"):
         validate_input(file, "labeled_projects")
+
+
+# --- DuckDB tables larger than one chunk: streamed ------------------------------------------
+
+CHUNK = 2048  # one DuckDB vector: the 4,775-row tables below stream as 3 chunks
+COPIES = 5
+
+
+@pytest.fixture(scope="module")
+def large_template(tmp_path_factory: pytest.TempPathFactory, madewithml_dir: Path) -> Path:
+    """The lesson's data five times over (fresh ids and titles), as raw Airbyte tables and the join."""
+    path = tmp_path_factory.mktemp("large") / "warehouse.duckdb"
+    copies = f"range({COPIES}) as c(k)"
+    with duckdb_connect(path) as con:
+        con.execute(f"create schema {RAW_SCHEMA}")
+        con.execute(
+            f"create table {RAW_SCHEMA}.projects as select cast(uuid() as varchar) as _airbyte_raw_id, "
+            "now() as _airbyte_extracted_at, '{}' as _airbyte_meta, "
+            "id + k * 1000000 as id, created_on, title || ' #' || k as title, description "
+            f"from read_csv('{madewithml_dir / 'projects.csv'}', header = true, columns = "
+            "{'id': 'BIGINT', 'created_on': 'TIMESTAMP', 'title': 'VARCHAR', 'description': 'VARCHAR'}), "
+            f"{copies} order by k, id"
+        )
+        con.execute(
+            f"create table {RAW_SCHEMA}.tags as select id + k * 1000000 as id, tag "
+            f"from read_csv('{madewithml_dir / 'tags.csv'}', header = true, "
+            f"columns = {{'id': 'BIGINT', 'tag': 'VARCHAR'}}), {copies} order by k, id"
+        )
+        con.execute(
+            f"create table {RAW_SCHEMA}.labeled_projects as select p.id, p.created_on, p.title, "
+            f"p.description, t.tag from {RAW_SCHEMA}.projects p join {RAW_SCHEMA}.tags t using (id) order by id"
+        )
+    return path
+
+
+@pytest.fixture
+def large_warehouse(large_template: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(large_template, path)
+    return path
+
+
+T = RAW_SCHEMA + ".{table}"
+STREAMED = [
+    # (case, suite, SQL that breaks the table, what the message must name, failed expectations)
+    ("clean", "projects", [], [], 0),
+    ("clean", "tags", [], [], 0),
+    ("clean", "labeled_projects", [], [], 0),
+    (
+        "duplicate_ids_chunks_apart",
+        "projects",
+        [f"update {T} set id = (select min(id) from {T}) where rowid = 4700"],
+        ["expect_column_values_to_be_unique(id): 2 unexpected"],
+        1,
+    ),
+    (
+        "nulls_in_two_chunks",
+        "projects",
+        [f"update {T} set title = null where rowid in (3, 4500)"],
+        ["expect_column_values_to_not_be_null(title): 2 unexpected"],
+        1,
+    ),
+    (
+        "leaked_project_in_the_last_chunk",
+        "projects",
+        [f"insert into {T} select * replace (id + 9000000 as id) from {T} where rowid = 5"],
+        ["expect_compound_columns_to_be_unique(title, description): 2 unexpected"],
+        1,
+    ),
+    (
+        "duplicate_pairs_beyond_one_bucket",
+        "projects",
+        [f"update {T} set title = 'project ' || (rowid // 2), description = 'same'"],
+        ["expect_compound_columns_to_be_unique(title, description): 4774 unexpected"],
+        1,
+    ),
+    (
+        "missing_column",
+        "projects",
+        [f"alter table {T} drop column description"],
+        [
+            "expect_table_columns_to_match_ordered_list(id, created_on, title, description): observed",
+            'The column "description" in BatchData does not exist',
+        ],
+        4,
+    ),
+    (
+        "wrong_column_order",
+        "projects",
+        [
+            f"create or replace table {T} as select _airbyte_raw_id, _airbyte_extracted_at, _airbyte_meta, "
+            f"id, title, created_on, description from {T}"
+        ],
+        [
+            'expect_table_columns_to_match_ordered_list(id, created_on, title, description): observed ["id", "title"'
+        ],
+        1,
+    ),
+    (
+        "numeric_title",
+        "projects",
+        [f"create or replace table {T} as select * replace (id as title) from {T}"],
+        ["expect_column_values_to_be_of_type(title): observed int64"],
+        1,
+    ),
+    (
+        "duplicate_and_null_tags",
+        "tags",
+        [
+            f"update {T} set tag = null where rowid % 1000 = 1",
+            f"insert into {T} select * from {T} where rowid between 2 and 4",
+        ],
+        [
+            "expect_column_values_to_not_be_null(tag): 5 unexpected",
+            "expect_column_values_to_be_unique(id): 6 unexpected",
+        ],
+        2,
+    ),
+    (
+        "null_tags_labeled",
+        "labeled_projects",
+        [f"update {T} set tag = null where rowid in (10, 2100, 4200)"],
+        ["expect_column_values_to_not_be_null(tag): 3 unexpected"],
+        1,
+    ),
+]
+
+
+def _verdict(o: ExpectationOutcome) -> tuple[object, ...]:
+    """What a person acts on: which expectation, its columns, pass/fail, the count, the cause."""
+    return (o.expectation, o.columns, o.success, o.unexpected_count, o.error, o.observed)
+
+
+@pytest.mark.parametrize(
+    ("case", "suite", "statements", "named", "failed"), STREAMED, ids=[f"{s[1]}-{s[0]}" for s in STREAMED]
+)
+def test_streamed_table_matches_one_frame_without_holding_it(
+    case: str,
+    suite: str,
+    statements: list[str],
+    named: list[str],
+    failed: int,
+    large_warehouse: Path,
+    tmp_path: Path,
+) -> None:
+    with duckdb_connect(large_warehouse) as con:
+        for sql in statements:
+            con.execute(sql.format(table=suite))
+    uri = f"duckdb:///{large_warehouse}"
+    docs = tmp_path / "streamed.html"
+
+    streamed = validate_table(
+        uri, RAW_SCHEMA, suite, suite, chunk_rows=CHUNK, data_docs_path=docs, raise_on_failure=False
+    )
+    whole_frame = read_table(uri, RAW_SCHEMA, suite)
+    whole = validate_frame(whole_frame, suite, raise_on_failure=False)
+
+    # GX saw bounded frames only, never the table...
+    assert streamed.rows == whole.rows == len(whole_frame) > 2 * CHUNK
+    assert streamed.largest_frame is not None and streamed.largest_frame <= CHUNK
+    assert streamed.frames >= 3
+    # ... and said exactly what it says on the whole frame, expectation by expectation.
+    assert [_verdict(o) for o in streamed.outcomes] == [_verdict(o) for o in whole.outcomes]
+    assert (streamed.success, streamed.failed, streamed.evaluated) == (
+        failed == 0,
+        failed,
+        EXPECTATIONS[suite],
+    )
+    for fragment in named:
+        assert fragment in streamed.message()
+    for o in streamed.failures:
+        assert len(o.unexpected_values) <= 5
+        if o.unexpected_count:
+            assert o.unexpected_values, o  # a sample of what broke it
+    # The data version is the table's content hash, streamed too.
+    assert streamed.data_version == frame_version(whole_frame)
+    text = _assert_self_contained(docs)
+    assert f"{EXPECTATIONS[suite] - failed} of {EXPECTATIONS[suite]} expectations passed" in text
+    assert f"{streamed.frames} frames of at most {streamed.largest_frame} rows (streamed)" in text
+
+
+def test_streamed_failure_raises_naming_expectation_column_and_count(
+    large_warehouse: Path, tmp_path: Path
+) -> None:
+    with duckdb_connect(large_warehouse) as con:
+        con.execute(f"update {RAW_SCHEMA}.projects set created_on = null where rowid % 2 = 0")
+    ref = TableRef(f"duckdb:///{large_warehouse}", RAW_SCHEMA, "projects", 4775, data_version="v1")
+    docs = tmp_path / "docs.html"
+    with pytest.raises(ValidationFailed) as err:
+        validate_input(
+            _write_ref(tmp_path / "ref.json", ref), "projects", data_docs_path=docs, chunk_rows=CHUNK
+        )
+    assert str(err.value) == (
+        "suite projects failed 1 of 9 expectations: "
+        f"expect_column_values_to_not_be_null(created_on): 2388 unexpected; Data Docs: {docs}"
+    )
+    assert err.value.summary.data_version == "v1"
+    assert "2388 unexpected" in _assert_self_contained(docs)
+
+
+def test_a_table_of_one_chunk_is_one_frame(large_warehouse: Path) -> None:
+    summary = validate_table(str(large_warehouse), RAW_SCHEMA, "tags", "tags", chunk_rows=10 * CHUNK)
+    assert (summary.success, summary.frames, summary.largest_frame, summary.rows) == (True, 1, 4775, 4775)
+
+
+def _custom_suite(root: Path, expectations: list[dict[str, object]]) -> Path:
+    folder = root / "gx" / "expectations"
+    folder.mkdir(parents=True)
+    (folder / "custom.json").write_text(json.dumps({"name": "custom", "expectations": expectations}))
+    return root
+
+
+def test_expectations_that_cannot_be_combined_from_chunks_get_their_columns_whole(
+    large_warehouse: Path, tmp_path: Path
+) -> None:
+    """A proportion (``mostly``), an aggregate, a table-level count: exact, from narrow columns."""
+    root = _custom_suite(
+        tmp_path / "gx_project",
+        [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "title", "mostly": 0.9}},
+            {"type": "expect_column_max_to_be_between", "kwargs": {"column": "id", "max_value": 4_000_000}},
+            {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 4775}},
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "tag"}},
+        ],
+    )
+    with duckdb_connect(large_warehouse) as con:
+        con.execute(f"update {RAW_SCHEMA}.projects set title = null where rowid % 4 = 0")  # 25% null
+    config = suite_config("custom", project_root=root)
+    plan = plan_stream(config["expectations"], ["id", "created_on", "title", "description"])
+    assert [len(plan.first_chunk), len(plan.every_chunk), len(plan.whole_columns)] == [1, 0, 3]
+
+    uri = str(large_warehouse)
+    streamed = validate_table(
+        uri, RAW_SCHEMA, "projects", "custom", chunk_rows=CHUNK, project_root=root, raise_on_failure=False
+    )
+    whole = validate_frame(
+        read_table(uri, RAW_SCHEMA, "projects"), "custom", project_root=root, raise_on_failure=False
+    )
+    assert [_verdict(o) for o in streamed.outcomes] == [_verdict(o) for o in whole.outcomes]
+    assert [o.success for o in streamed.outcomes] == [False, False, True, False]
+    assert streamed.outcomes[0].unexpected_count == 1194
+    assert "does not exist" in streamed.outcomes[3].error
+    assert streamed.largest_frame == 4775  # the narrow columns, whole: (title, id) only
 
 
 # --- the KFP component -------------------------------------------------------------------

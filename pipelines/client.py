@@ -70,6 +70,7 @@ class Connection:
 
     host: str
     token: str | None = field(default=None, repr=False)
+    token_file: str | None = None  # read on every use (see `bearer`)
     cookies: str | None = field(default=None, repr=False)
     probe_timeout_s: float = 10.0
 
@@ -96,18 +97,21 @@ class Connection:
         if sum(bool(x) for x in (token, token_file, cookies)) > 1:
             raise UsageError("choose one of a token, a token file or cookies")
         if token_file:
-            try:
-                token = Path(token_file).read_text().strip()
-            except OSError as exc:
-                raise UsageError(f"cannot read token file {token_file}: {exc.strerror}") from None
-            if not token:
-                raise UsageError(f"token file {token_file} is empty")
-        return cls(host=host.rstrip("/"), token=token or None, cookies=cookies or None)
+            _read_token(token_file)  # fail now, in one line, if it cannot be read
+        return cls(
+            host=host.rstrip("/"), token=token or None, token_file=token_file or None, cookies=cookies or None
+        )
+
+    def bearer(self) -> str | None:
+        """The bearer token to send. A token file is read again on every use: projected
+        service-account tokens are rotated by the kubelet while a watcher runs for days."""
+        return _read_token(self.token_file) if self.token_file else self.token
 
     def headers(self) -> dict[str, str]:
         out = {}
-        if self.token:
-            out["Authorization"] = f"Bearer {self.token}"
+        token = self.bearer()
+        if token:
+            out["Authorization"] = f"Bearer {token}"
         if self.cookies:
             out["Cookie"] = self.cookies
         return out
@@ -158,7 +162,17 @@ class Connection:
         import kfp
 
         with _quiet():
-            return kfp.Client(host=self.host, existing_token=self.token, cookies=self.cookies)
+            return kfp.Client(host=self.host, existing_token=self.bearer(), cookies=self.cookies)
+
+
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read token file {path}: {exc.strerror}") from None
+    if not token:
+        raise UsageError(f"token file {path} is empty")
+    return token
 
 
 def _is_json(text: str) -> bool:

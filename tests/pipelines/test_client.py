@@ -647,6 +647,22 @@ def test_token_file_against_local_kfp_rest_stub_sends_a_bearer_header(
     assert stub.calls("POST", f"{API}/runs")
 
 
+def test_token_file_against_local_kfp_rest_stub_is_read_again_after_rotation(
+    stub: KfpStub, package: Path, tmp_path: Path
+) -> None:
+    # A projected service-account token (the watcher's Deployment) is rotated by the kubelet.
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token")
+    conn = kfp_client.Connection.resolve(host=stub.url, token_file=str(token_file))
+    stub.required_token = "first-token"
+    kfp_client.submit("dataops", package, conn, log=lambda _: None)
+    token_file.write_text("rotated-token")
+    stub.required_token = "rotated-token"
+    kfp_client.submit("dataops", package, conn, log=lambda _: None)
+    assert len(stub.calls("POST", f"{API}/runs")) == 2
+    assert "rotated-token" not in repr(conn) and "first-token" not in repr(conn)
+
+
 def test_cookies_against_local_kfp_rest_stub_send_a_cookie_header(stub: KfpStub, package: Path) -> None:
     code = cli(
         [

@@ -254,3 +254,34 @@ def test_no_secret_values_anywhere_under_manifests() -> None:
             if isinstance(doc, dict) and doc.get("kind") == "Secret":
                 values = {**doc.get("stringData", {}), **doc.get("data", {})}
                 assert set(values.values()) <= {""}, path
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_watcher_deployment_runs_our_watch_command_against_the_cluster(overlay: str) -> None:
+    from components.images import IMAGES
+    from pipelines.__main__ import build_parser
+
+    docs = rendered(f"overlays/{overlay}")
+    watcher = find(docs, "Deployment", "kfp-mlops-watcher")
+    assert watcher["metadata"]["namespace"] == RUNS_NAMESPACE
+    assert watcher["spec"]["replicas"] == 1 and watcher["spec"]["strategy"]["type"] == "Recreate"
+    pod = watcher["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == IMAGES["extract"]  # an image the project builds
+    assert container["command"] == ["python", "-m", "pipelines", "watch"]
+    # Kubernetes expands $(VAR) from the container's env: here the settings ConfigMap.
+    settings = find(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])["data"]
+    argv = [re.sub(r"\$\((\w+)\)", lambda m: settings[m[1]], a) for a in container["args"]]
+    args = build_parser().parse_args(["watch", *argv])  # the real CLI accepts them
+    assert args.warehouse == settings["WAREHOUSE_URI"] and args.pipeline == "continual"
+    assert args.host == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # the state survives restarts: it is on the stores volume
+    assert mounts[str(Path(args.state).parent)] == "stores"
+    assert volumes["stores"]["persistentVolumeClaim"]["claimName"] == platform.STORES_PVC
+    # the token file is a projected service-account token for the KFP API
+    [source] = volumes[mounts[str(Path(args.token_file).parent)]]["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    assert source["serviceAccountToken"]["path"] == Path(args.token_file).name
+    assert 5 <= args.interval <= 24 * 3600

@@ -75,6 +75,34 @@ def test_extract_fails_clearly_on_missing_or_empty_table(labeled: pd.DataFrame, 
     assert not Path(dataset.path).exists()  # nothing half-written
 
 
+def test_extract_as_of_the_lessons_data_keeps_the_rows_created_before_it(
+    labeled: pd.DataFrame, tmp_path: Path
+) -> None:
+    uri = _warehouse(tmp_path / "wh.duckdb", {"labeled_projects": labeled})
+    dataset = dsl.Dataset(uri=str(tmp_path / "asof" / "dataset"))
+    extract.python_func(warehouse=uri, dataset=dataset, as_of="2020-06-01")
+    out = pd.read_parquet(dataset.path)
+    expected = int((pd.to_datetime(labeled["created_on"]) < "2020-06-01").sum())
+    assert 0 < expected < 955 and len(out) == dataset.metadata["rows"] == expected
+    assert pd.to_datetime(out["created_on"]).max() < pd.Timestamp("2020-06-01")
+    assert (dataset.metadata["as_of"], dataset.metadata["as_of_source"]) == ("2020-06-01T00:00:00Z", "as_of")
+
+    # The scheduled time is the cutoff when as_of is empty; unfilled, it is none.
+    dataset = dsl.Dataset(uri=str(tmp_path / "sched" / "dataset"))
+    extract.python_func(warehouse=uri, dataset=dataset, scheduled_time="2020-06-01T00:00:00Z")
+    assert dataset.metadata["rows"] == expected and dataset.metadata["as_of_source"] == "scheduled_time"
+    dataset = dsl.Dataset(uri=str(tmp_path / "unfilled" / "dataset"))
+    extract.python_func(warehouse=uri, dataset=dataset, scheduled_time="{{$.pipeline_job_schedule_time_utc}}")
+    assert dataset.metadata["rows"] == 955 and dataset.metadata["as_of"] == ""
+
+    dataset = dsl.Dataset(uri=str(tmp_path / "bad" / "dataset"))
+    with pytest.raises(ValueError, match="as_of='June' is not an ISO 8601"):
+        extract.python_func(warehouse=uri, dataset=dataset, as_of="June")
+    with pytest.raises(ValueError, match="no row created before 2019-01-01T00:00:00Z"):
+        extract.python_func(warehouse=uri, dataset=dataset, as_of="2019-01-01")
+    assert not Path(dataset.path).exists()  # nothing half-written
+
+
 # --- BigQuery, against a local HTTP stand-in --------------------------------------------
 
 BQ_FIELDS = [

@@ -12,6 +12,13 @@ times, not CPU seconds.
 
 Goals (from the issue): up to 1M rows in under 60 s, and peak RSS under 2 GB at every size
 (10M rows must stay bounded). A missed goal is printed and makes the exit status 1.
+
+What bounds memory: every step keeps the data in DuckDB and streams what Python must see
+(GX validates bounded chunks, content hashes are streamed); DuckDB itself runs under the
+warehouse's memory limit (``KFP_MLOPS_DUCKDB_MEMORY_LIMIT``, default 512MB) and spills to
+``duckdb_tmp/`` in the stores folder. A task's peak is about its interpreter and libraries
+(~150 MB, ~300 MB with Great Expectations) plus that limit plus one chunk, whatever the
+size; set the variable to trade memory for time (it is passed on to every task).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from components.warehouse import MEMORY_LIMIT_ENV, duckdb_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = ROOT / "stores" / "benchmarks" / "dataops"
@@ -320,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     print(f"dataops benchmark: {', '.join(f'{n:,}' for n in sizes)} rows; work folder {work}")
     print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
+    print(
+        f"DuckDB memory limit: {duckdb_settings(work / 'warehouse.duckdb')['memory_limit']} ({MEMORY_LIMIT_ENV})"
+    )
     results = []
     for rows in sizes:
         print(f"\n== {rows:,} rows", flush=True)

@@ -11,7 +11,7 @@ publish swaps the audited table into ``mlops_course``.
 Every DuckDB connection opened here (and dbt-duckdb's, through the profile) gets a memory
 limit and a spill folder (:func:`duckdb_settings`), so a large load, join or copy spills to
 disk instead of growing the process: ``KFP_MLOPS_DUCKDB_MEMORY_LIMIT`` (default
-``1GB``) and ``KFP_MLOPS_DUCKDB_TEMP_DIR`` (default ``duckdb_tmp/`` beside the warehouse
+``512MB``) and ``KFP_MLOPS_DUCKDB_TEMP_DIR`` (default ``duckdb_tmp/`` beside the warehouse
 file, i.e. under the stores folder).
 """
 
@@ -37,7 +37,7 @@ AUDIT_SCHEMA = "mlops_course_audit"
 DEFAULT_DUCKDB = "stores/warehouse.duckdb"
 MEMORY_LIMIT_ENV = "KFP_MLOPS_DUCKDB_MEMORY_LIMIT"
 TEMP_DIR_ENV = "KFP_MLOPS_DUCKDB_TEMP_DIR"
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "512MB"
 # A table streamed out of DuckDB comes in chunks of STREAM_VECTORS vectors of VECTOR_ROWS.
 VECTOR_ROWS = 2048
 STREAM_VECTORS = 64

@@ -88,7 +88,7 @@ def test_connections_get_a_memory_limit_and_a_spill_folder_under_the_stores(
         limit, temp = con.execute(
             "select current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchone() or ("", "")
-    assert (limit, temp) == ("953.6 MiB", str(warehouse.parent / "duckdb_tmp"))  # 1 GB in MiB
+    assert (limit, temp) == ("488.2 MiB", str(warehouse.parent / "duckdb_tmp"))  # 512 MB in MiB
 
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MB")
     monkeypatch.setenv(TEMP_DIR_ENV, str(warehouse.parent / "spill"))

@@ -459,14 +459,14 @@ def _shared_key_rows(
     shared = "_gx_shared_keys"
     con.execute(
         f"create or replace temp table {shared} as "
-        f"with keyed as (select hash({cols}) as _key, {cols} from {fqn}) "
-        f"select * from keyed where _key in "
-        f"(select _key from keyed group by _key having count(*) > 1)"
+        f"with keyed as (select hash({cols}) as _gx_key_hash, {cols} from {fqn}) "
+        f"select * from keyed where _gx_key_hash in "
+        f"(select _gx_key_hash from keyed group by _gx_key_hash having count(*) > 1)"
     )
     try:
         buckets = max(1, -(-_count(con, shared) // bucket_rows))
         for bucket in range(buckets):
-            yield con.execute(f"select {cols} from {shared} where _key % {buckets} = {bucket}").df()
+            yield con.execute(f"select {cols} from {shared} where _gx_key_hash % {buckets} = {bucket}").df()
     finally:
         con.execute(f"drop table if exists {shared}")
 

@@ -266,10 +266,17 @@ def run(
     names = display_names(pipeline_func.pipeline_spec)
     runs_root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in runs_root.iterdir()}
+    starts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if runner == "docker":
         kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
     else:
+        from pipelines import warm
+
         kfp_runner = local.SubprocessRunner(use_venv=False)
+        starts = warm.warm_starts()
+        if warm.enabled():
+            # Now, before TMPDIR points into the run: the server's socket lives in a temp dir.
+            warm.start([name])
     local.init(runner=kfp_runner, pipeline_root=str(runs_root), raise_on_error=False)
 
     # kfp.local leaves a temp folder per task: give the run its own and remove it after.
@@ -287,7 +294,7 @@ def run(
     with open(log_path, "w") as log:
         stream = _TaskStream(log, sys.stdout if verbose else None)
         observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
-        with observer, _named_outputs_in_conditions(), warnings.catch_warnings():
+        with observer, starts, _named_outputs_in_conditions(), warnings.catch_warnings():
             # kfp.local warns that display names and custom images have no local effect: expected here.
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")

@@ -93,6 +93,11 @@ def run_local(
     known = {k for n in names for k in (registry.load(n).component_spec.inputs or {})}
     if set(raw) - known:
         raise RunProblem(f"unknown parameter(s) {', '.join(sorted(set(raw) - known))}")
+    if args.runner == "subprocess":
+        from pipelines import warm
+
+        if warm.enabled():
+            warm.start(names)  # one fork server for every pipeline of this command
     results = []
     for name in names:
         try:

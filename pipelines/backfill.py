@@ -12,7 +12,9 @@ Runs go in time order, each after the previous one ended, because a continual ru
 what the run before it promoted; the first run that does not succeed stops the backfill. On
 a KFP host the runs are named ``<pipeline> as_of <instant>``, and a rerun of the same command
 skips the instants whose run already succeeded (and follows one still going), so a stopped
-backfill resumes where it stopped. ``--no-wait`` submits them all at once instead.
+backfill resumes where it stopped; locally the instants that succeeded are remembered in
+``<stores>/backfill-state.json`` to the same effect. ``--rerun`` runs every instant again.
+``--no-wait`` (KFP host) submits them all at once instead.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,7 @@ def backfill_cluster(
     experiment: str = kfp_client.DEFAULT_EXPERIMENT,
     service_account: str | None = kfp_client.DEFAULT_SERVICE_ACCOUNT,
     wait: bool = True,
+    rerun: bool = False,
     timeout_s: float = 6 * 3600,
     poll_s: float = 5.0,
     log: Callable[[str], None] = print,
@@ -121,7 +124,7 @@ def backfill_cluster(
     """
     _check_params(pipeline, package_parameters(package), params)
     names = {run_name(pipeline, at): at for at in points}
-    existing = kfp_client.runs_named(conn, experiment, set(names))
+    existing = {} if rerun else kfp_client.runs_named(conn, experiment, set(names))
     client = conn.client() if wait else None
     outcomes: list[Outcome] = []
     for i, (name, at) in enumerate(names.items(), 1):
@@ -165,46 +168,68 @@ def backfill_cluster(
 # --------------------------------------------------------------------------- on this machine
 
 
+STATE_FILE = "backfill-state.json"
+STATE_FORMAT = 1
+_KEEP = ("status", "seconds", "decision", "model_version", "test_f1", "gate", "champion_version")
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    from pipelines.files import read_state
+
+    try:
+        data = read_state(path, "backfill", STATE_FORMAT, "done", dict)
+    except ValueError as exc:
+        raise BackfillError(str(exc)) from None
+    return data if data is not None else {"format": STATE_FORMAT, "done": {}}
+
+
 def backfill_local(
     pipeline: str, points: list[datetime], args: argparse.Namespace, out: Any
 ) -> dict[str, Any]:
-    """Run the pipeline locally once per instant, in order; stop at the first failure."""
+    """Run the pipeline locally once per instant, in order; stop at the first failure.
+
+    Instants that succeeded before (``<stores>/backfill-state.json``) are skipped unless
+    ``args.rerun``, so a stopped backfill resumes where it stopped.
+    """
+    from pipelines.files import write_json_atomic
     from pipelines.run_cli import RunProblem, parse_params, run_local
+    from pipelines.settings import LocalSettings
     from pipelines.summary import json_summary
 
     params = parse_params(args.param)
     _check_params(pipeline, set(registry.load(pipeline).component_spec.inputs or {}), params)
+    state_path = LocalSettings.from_env(args.stores).stores / STATE_FILE
+    state = _load_state(state_path)
+    done: dict[str, Any] = state["done"].setdefault(pipeline, {})
     runs: list[dict[str, Any]] = []
     status = "SUCCEEDED"
     for i, at in enumerate(points, 1):
-        print(f"[{i}/{len(points)}] {AS_OF} {iso(at)}", file=out, flush=True)
+        head = f"[{i}/{len(points)}] {AS_OF} {iso(at)}"
+        if iso(at) in done and not args.rerun:
+            print(f"{head}: skipped, it succeeded at {done[iso(at)]['finished']}", file=out, flush=True)
+            runs.append({AS_OF: iso(at), "skipped": True, **done[iso(at)]})
+            continue
+        print(head, file=out, flush=True)
         try:
             results, settings = run_local([pipeline], args, {**params, AS_OF: iso(at)}, out)
         except RunProblem as exc:
             raise BackfillError(str(exc)) from exc
         summary = json_summary(results, settings)
-        keep = (
-            "status",
-            "seconds",
-            "decision",
-            "model_version",
-            "test_f1",
-            "gate",
-            "champion_version",
-            "tasks",
-            "reports",
-            "error",
+        kept = {k: summary[k] for k in _KEEP if k in summary}
+        runs.append(
+            {AS_OF: iso(at), "skipped": False, **kept, "tasks": summary["tasks"], "error": summary["error"]}
         )
-        runs.append({AS_OF: iso(at), **{k: summary[k] for k in keep if k in summary}})
         if summary["status"] != "SUCCEEDED":
             status = summary["status"]
             print(
                 f"backfill stopped at {AS_OF} {iso(at)} ({i - 1} of {len(points)} done); "
-                f"resume with --start {iso(at)}",
+                "rerun the same command to resume there",
                 file=sys.stderr,
             )
             break
-    return {"status": status, "pipeline": pipeline, "runs": runs}
+        done[iso(at)] = {**kept, "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        write_json_atomic(state_path, state)
+    return {"status": status, "pipeline": pipeline, "runs": runs, "state": str(state_path)}
 
 
 def _describe_local(summary: dict[str, Any]) -> str:
@@ -213,7 +238,8 @@ def _describe_local(summary: dict[str, Any]) -> str:
         extra = [
             f"{k} {run[k]}" for k in ("decision", "model_version", "gate", "champion_version") if run.get(k)
         ]
-        lines.append(f"  {run[AS_OF]}  {run['status'].lower():<9} {run['seconds']:6.1f}s  {', '.join(extra)}")
+        state = "skipped" if run.get("skipped") else run["status"].lower()
+        lines.append(f"  {run[AS_OF]}  {state:<9} {run['seconds']:6.1f}s  {', '.join(extra)}")
     return "\n".join(lines)
 
 
@@ -244,6 +270,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                     experiment=args.experiment,
                     service_account=args.service_account,
                     wait=not args.no_wait,
+                    rerun=args.rerun,
                     timeout_s=args.timeout,
                     poll_s=args.poll_interval,
                     log=lambda line: print(line, file=out, flush=True),
@@ -273,8 +300,8 @@ def add_backfill_command(subparsers: Any) -> None:
         description="Start PIPELINE once per instant from --start to --end (inclusive) every --every, "
         "with as_of set to the instant: each run sees the rows created before it. Runs go one after "
         "another and the first failure stops the backfill. With --host they run on Kubeflow Pipelines, "
-        "named '<pipeline> as_of <instant>', and rerunning the command skips instants that already "
-        "succeeded; without --host they run on this machine (kfp.local).",
+        "named '<pipeline> as_of <instant>'; without --host they run on this machine (kfp.local). "
+        "Rerunning the command skips instants that already succeeded (--rerun: run them again).",
     )
     p.add_argument("pipeline", help="a pipeline with an as_of parameter: mlops or continual")
     p.add_argument("--start", required=True, help="first instant, ISO 8601 (a date means 00:00 UTC)")
@@ -285,6 +312,9 @@ def add_backfill_command(subparsers: Any) -> None:
         type=int,
         default=DEFAULT_MAX_RUNS,
         help=f"refuse more runs than this ({DEFAULT_MAX_RUNS})",
+    )
+    p.add_argument(
+        "--rerun", action="store_true", help="run every instant again, also those that succeeded before"
     )
     add_local_options(p)
     cluster = p.add_argument_group("on a KFP host (--host)")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import shlex
 import signal
@@ -349,21 +348,14 @@ class State:
 
     @classmethod
     def load(cls, path: Path, watching: str) -> State:
-        if not path.exists():
-            return cls(path, {"format": STATE_FORMAT, "watching": watching, "runs": [], "last_poll": None})
+        from pipelines.files import read_state
+
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            # Starting over would start runs again: refuse instead.
-            raise WatchError(f"state file {path} is unreadable ({exc}); fix or delete it") from None
-        if (
-            not isinstance(data, dict)
-            or data.get("format") != STATE_FORMAT
-            or not isinstance(data.get("runs"), list)
-        ):
-            raise WatchError(
-                f"state file {path} is not a watch state (format {STATE_FORMAT}); fix or delete it"
-            )
+            data = read_state(path, "watch", STATE_FORMAT, "runs", list)
+        except ValueError as exc:
+            raise WatchError(str(exc)) from None
+        if data is None:
+            return cls(path, {"format": STATE_FORMAT, "watching": watching, "runs": [], "last_poll": None})
         data["watching"] = watching
         return cls(path, data)
 
@@ -383,25 +375,9 @@ class State:
         self.data["runs"] = [*self.data["runs"], entry][-KEEP_RUNS:]
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.data, f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        from pipelines.files import write_json_atomic
+
+        write_json_atomic(self.path, self.data)
 
 
 @contextlib.contextmanager

@@ -40,18 +40,8 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
         """)
     # Backfill two instants: before the shifted rows were created (the table as it was then:
     # nothing new) and after (the shift is there): one run each, in time order.
-    filled = cli(
-        "backfill",
-        "continual",
-        "--start",
-        "2021-01-01",
-        "--end",
-        "2024-01-01",
-        "--every",
-        "1095d",
-        *fast,
-        stores=stores,
-    )
+    span = ("--start", "2021-01-01", "--end", "2024-01-01", "--every", "1095d")
+    filled = cli("backfill", "continual", *span, *fast, stores=stores)
     before, shifted = filled["runs"]
     assert (before["as_of"], before["decision"]) == ("2021-01-01T00:00:00Z", "continue")
     assert "model_version" not in before
@@ -63,3 +53,8 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
     assert champion == ("2" if shifted["gate"] == "promote" else "1")
     tasks = [t["name"] for t in shifted["tasks"]]
     assert "compose retraining set" in tasks and "train" in tasks and "roll back champion" not in tasks
+
+    # The same backfill again: both instants succeeded before, nothing runs, nothing changes.
+    again = cli("backfill", "continual", *span, *fast, stores=stores)
+    assert [(r["skipped"], r["decision"]) for r in again["runs"]] == [(True, "continue"), (True, "improve")]
+    assert len(tracking.list_versions(uri)) == 2

@@ -838,6 +838,10 @@ def test_backfill_against_local_kfp_rest_stub_stops_at_a_failure_and_resumes_the
         "continual as_of 2026-11-03T00:00:00Z",
     ]
 
+    # --rerun starts all three again
+    assert backfill(_backfill_args(stub, continual_package, "--rerun")) == 0
+    assert len(stub.calls("POST", f"{API}/runs")) == 7
+
 
 def test_backfill_against_local_kfp_rest_stub_no_wait_submits_all_and_skips_running(
     stub: KfpStub, continual_package: Path, capsys: pytest.CaptureFixture[str]
@@ -880,3 +884,27 @@ def test_backfill_refuses_a_pipeline_without_as_of(
     assert backfill([*args, "--start", "2026-11-01", "--end", "2026-11-02"]) == 2
     assert "pipeline 'dataops' has no as_of parameter" in capsys.readouterr().err
     assert not stub.calls("POST", f"{API}/runs")
+
+
+def test_local_backfill_refuses_an_unreadable_state_instead_of_starting_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.backfill import STATE_FILE
+
+    (tmp_path / STATE_FILE).write_text("{not json")
+    args = [
+        "backfill",
+        "continual",
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-02",
+        "--stores",
+        str(tmp_path),
+    ]
+    assert backfill(args) == 2
+    assert f"state file {tmp_path / STATE_FILE} is unreadable" in capsys.readouterr().err
+    (tmp_path / STATE_FILE).write_text('{"format": 1, "done": []}')
+    assert backfill(args) == 2
+    assert "is not a backfill state (format 1)" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # nothing ran

@@ -98,6 +98,12 @@ def run_local(
 
         if warm.enabled():
             warm.start(names)  # one fork server for every pipeline of this command
+            print(
+                "warm starts: the steps' libraries are imported once, then every task is forked "
+                f"(KFP_MLOPS_WARM=0 to turn off): {', '.join(warm.preload_for(names))}",
+                file=out,
+                flush=True,
+            )
     results = []
     for name in names:
         try:

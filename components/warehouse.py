@@ -151,6 +151,18 @@ def bigquery_client(wh: WarehouseURI) -> Any:
     return bigquery.Client(project=wh.project, location=wh.location or None)
 
 
+def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write `df` as a parquet file with DuckDB's writer (images without pyarrow can write
+    datasets; pandas with pyarrow reads them back with the same dtypes). No index is stored."""
+    import duckdb
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as con:  # in memory: nothing of the warehouse is touched
+        con.from_df(df.reset_index(drop=True)).write_parquet(str(out))
+    return out
+
+
 def frame_version(df: pd.DataFrame) -> str:
     """Content hash of a frame (order-independent on rows): the data version.
 

@@ -19,6 +19,7 @@ from components.warehouse import (
     ident,
     parse_uri,
     read_table,
+    write_parquet,
 )
 
 if TYPE_CHECKING:
@@ -49,16 +50,18 @@ def bigquery_sql(project: str, schema: str, table: str) -> str:
 
 def read_bigquery(client: Any, project: str, schema: str, table: str) -> pd.DataFrame:
     """Run the extract query on a BigQuery client and return the rows as pandas."""
+    import pandas as pd
     from google.api_core import exceptions as gexc
 
     sql = bigquery_sql(project, schema, table)
     try:
         job = client.query(sql, timeout=BQ_TIMEOUT_S)
         rows = job.result(timeout=BQ_TIMEOUT_S)
-        # The table is small (thousands of rows): the REST pages are enough, and the
-        # BigQuery Storage API client would be one more dependency in the image. Arrow, not
-        # to_dataframe (deprecated in favour of pandas-gbq), keeps the schema's types.
-        return rows.to_arrow(create_bqstorage_client=False).to_pandas()
+        # The table is small (thousands of rows): the REST pages are enough, and neither the
+        # BigQuery Storage API nor pyarrow is needed in the image. The client has already
+        # converted each value to the Python type of its schema field.
+        columns = [field.name for field in rows.schema]
+        return pd.DataFrame.from_records([tuple(row.values()) for row in rows], columns=columns)
     except gexc.NotFound as exc:
         raise WarehouseError(
             f"table {project}.{schema}.{table} not found in BigQuery (run the dataops pipeline first): "
@@ -101,9 +104,7 @@ def extract(
 ) -> Extracted:
     """Read `schema.table` (rows created before `cutoff`) and write it as parquet to `out_path`."""
     df = read_published(warehouse, schema, table, bq_client=bq_client, cutoff=cutoff)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(out, index=False)
+    out = write_parquet(df, out_path)
     return Extracted(
         path=out,
         rows=len(df),

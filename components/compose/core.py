@@ -32,7 +32,7 @@ import pandas as pd
 
 from components.cutoff import NO_CUTOFF, Cutoff
 from components.monitor.core import DEFAULT_TABLE, locate_reference, version_info
-from components.warehouse import RAW_SCHEMA, frame_version
+from components.warehouse import RAW_SCHEMA, frame_version, write_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import map_tags
@@ -166,9 +166,7 @@ def compose(
     out_df = out_df.sort_values("id", kind="stable").reset_index(drop=True)
     if out_df.empty:
         raise ValueError(f"{schema}.{table} has no labeled rows outside the eval set: nothing to train on")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out_df.to_parquet(out, index=False)
+    out = write_parquet(out_df, out_path)
 
     def mapped_counts(frame: pd.DataFrame) -> dict[str, int]:
         tags = map_tags(frame["tag"].astype(str), cfg.accepted_tags, cfg.min_freq)

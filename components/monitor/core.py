@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.cutoff import NO_CUTOFF, Cutoff
+from components.cutoff import NO_CUTOFF, Cutoff, created_times
 from components.rollback.core import previous_version
 from components.warehouse import RAW_SCHEMA, frame_version
 from tagifai import tracking
@@ -121,16 +121,9 @@ class Reference:
     note: str
 
 
-def _times(values: pd.Series) -> pd.Series:
-    t = pd.to_datetime(values, errors="coerce")
-    if getattr(t.dt, "tz", None) is not None:
-        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
-    return t
-
-
 def order_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows in the order they arrived: created_on, then id."""
-    key = pd.DataFrame({"t": _times(df["created_on"]), "id": df["id"]}, index=df.index)
+    key = pd.DataFrame({"t": created_times(df["created_on"]), "id": df["id"]}, index=df.index)
     return df.loc[key.sort_values(["t", "id"], kind="stable").index]
 
 
@@ -200,7 +193,7 @@ def locate_reference(df: pd.DataFrame, info: VersionInfo | None) -> Reference:
         if not pd.isna(limit_t):
             if limit_t.tzinfo is not None:
                 limit_t = limit_t.tz_convert("UTC").tz_localize(None)
-            mask = _times(df["created_on"]) <= limit_t
+            mask = created_times(df["created_on"]) <= limit_t
             return _split_by(
                 df, mask, "max_created_on", data_version, f"rows created on or before {max_created}"
             )

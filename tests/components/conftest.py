@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -85,19 +85,11 @@ def _handler(stub: AirbyteStub) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
-def airbyte_stub() -> Iterator[AirbyteStub]:
+def airbyte_stub(local_http_server: Any) -> AirbyteStub:
     """A started local Airbyte stand-in; stopped after the test."""
     stub = AirbyteStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    stub.url = local_http_server(_handler(stub))
+    return stub
 
 
 # ===================================================================== mlflow_server ===

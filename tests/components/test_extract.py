@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -167,7 +165,7 @@ class BigQueryStub:
 
 
 @pytest.fixture
-def bigquery_stub() -> Iterator[BigQueryStub]:
+def bigquery_stub(local_http_server: Any) -> BigQueryStub:
     stub = BigQueryStub({})
 
     class Handler(BaseHTTPRequestHandler):
@@ -188,16 +186,8 @@ def bigquery_stub() -> Iterator[BigQueryStub]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    stub.url = local_http_server(Handler)
+    return stub
 
 
 def _bq_client(url: str) -> Any:

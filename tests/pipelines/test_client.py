@@ -19,9 +19,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -182,7 +181,7 @@ class KfpStub:
 
 
 @pytest.fixture
-def stub() -> Iterator[KfpStub]:
+def stub(local_http_server: Any) -> KfpStub:
     kfp = KfpStub()
 
     class Handler(BaseHTTPRequestHandler):
@@ -212,15 +211,8 @@ def stub() -> Iterator[KfpStub]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    kfp.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield kfp
-    finally:
-        server.shutdown()
-        server.server_close()
+    kfp.url = local_http_server(Handler)
+    return kfp
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import shutil
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -61,15 +60,12 @@ def test_resolve_source_sample_folder_and_errors(tmp_path, madewithml_dir) -> No
 
 
 @pytest.fixture
-def local_file_server(tmp_path):
+def local_file_server(tmp_path, local_http_server):
     """A local HTTP server standing in for the upstream repository (no internet here)."""
     root = tmp_path / "www"
     root.mkdir()
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    return root, local_http_server(handler)
 
 
 def test_fetch_madewithml_from_local_stub_verifies_and_caches(

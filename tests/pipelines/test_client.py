@@ -285,11 +285,9 @@ def test_submit_against_local_kfp_rest_stub_sends_the_compiled_spec_and_paramete
     assert not stub.calls("GET", rf"{API}/runs/[^/]+")  # no --wait: no polling
 
 
-def test_submit_wait_against_local_kfp_rest_stub_exits_zero_when_the_run_succeeds(
-    stub: KfpStub, package: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    stub.run_states = ["PENDING", "RUNNING", "SUCCEEDED"]
-    code = cli(
+def _submit_wait(stub: KfpStub, package: Path, *extra: str) -> int:
+    """``submit dataops --wait`` against the stand-in, polling fast (later flags win)."""
+    return cli(
         [
             "submit",
             "dataops",
@@ -300,8 +298,16 @@ def test_submit_wait_against_local_kfp_rest_stub_exits_zero_when_the_run_succeed
             "--wait",
             "--poll-interval",
             "0.01",
+            *extra,
         ]
     )
+
+
+def test_submit_wait_against_local_kfp_rest_stub_exits_zero_when_the_run_succeeds(
+    stub: KfpStub, package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub.run_states = ["PENDING", "RUNNING", "SUCCEEDED"]
+    code = _submit_wait(stub, package)
     assert code == 0
     assert len(stub.calls("GET", rf"{API}/runs/run-\d+")) == 3
     out = capsys.readouterr().out
@@ -312,19 +318,7 @@ def test_submit_wait_against_local_kfp_rest_stub_fails_when_the_run_fails(
     stub: KfpStub, package: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stub.run_states = ["RUNNING", "FAILED"]
-    code = cli(
-        [
-            "submit",
-            "dataops",
-            "--host",
-            stub.url,
-            "--package",
-            str(package),
-            "--wait",
-            "--poll-interval",
-            "0.01",
-        ]
-    )
+    code = _submit_wait(stub, package)
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: run run-") and "ended FAILED" in err and stub.url in err
@@ -336,19 +330,7 @@ def test_submit_wait_against_local_kfp_rest_stub_stops_polling_on_canceled(
 ) -> None:
     # kfp.Client.wait_for_run_completion would poll a CANCELED run forever.
     stub.run_states = ["RUNNING", "CANCELED"]
-    code = cli(
-        [
-            "submit",
-            "dataops",
-            "--host",
-            stub.url,
-            "--package",
-            str(package),
-            "--wait",
-            "--poll-interval",
-            "0.01",
-        ]
-    )
+    code = _submit_wait(stub, package)
     assert code == 1
     assert len(stub.calls("GET", rf"{API}/runs/run-\d+")) == 2
     assert "ended CANCELED" in capsys.readouterr().err
@@ -359,21 +341,7 @@ def test_submit_wait_against_local_kfp_rest_stub_gives_up_after_the_timeout(
 ) -> None:
     stub.run_states = ["RUNNING"]
     started = time.monotonic()
-    code = cli(
-        [
-            "submit",
-            "dataops",
-            "--host",
-            stub.url,
-            "--package",
-            str(package),
-            "--wait",
-            "--timeout",
-            "0.2",
-            "--poll-interval",
-            "0.02",
-        ]
-    )
+    code = _submit_wait(stub, package, "--timeout", "0.2", "--poll-interval", "0.02")
     assert code == 1
     assert time.monotonic() - started < 10
     assert "still RUNNING after" in capsys.readouterr().err

@@ -118,11 +118,10 @@ def apply(df: pd.DataFrame, cutoff: Cutoff, where: str = "the table") -> pd.Data
     if "created_on" not in df.columns:
         raise CutoffError(f"{where} has no created_on column: it cannot be cut at {cutoff.source}")
     times = created_times(df["created_on"])
-    bad = times.isna() & df["created_on"].notna()
-    if bad.any() or df["created_on"].isna().any():
-        count = int(bad.sum() + df["created_on"].isna().sum())
+    unreadable = int(times.isna().sum())  # nulls and values that are not times
+    if unreadable:
         raise CutoffError(
-            f"{where}: {count} row(s) have no readable created_on, so {cutoff.note} is undefined"
+            f"{where}: {unreadable} row(s) have no readable created_on, so {cutoff.note} is undefined"
         )
     kept = df[(times < cutoff.at.replace(tzinfo=None)).to_numpy()]
     if kept.empty:

@@ -204,30 +204,31 @@ def backfill_local(
     runs: list[dict[str, Any]] = []
     status = "SUCCEEDED"
     for i, at in enumerate(points, 1):
-        head = f"[{i}/{len(points)}] {AS_OF} {iso(at)}"
-        if iso(at) in done and not args.rerun:
-            print(f"{head}: skipped, it succeeded at {done[iso(at)]['finished']}", file=out, flush=True)
-            runs.append({AS_OF: iso(at), "skipped": True, **done[iso(at)]})
+        when = iso(at)
+        head = f"[{i}/{len(points)}] {AS_OF} {when}"
+        if when in done and not args.rerun:
+            print(f"{head}: skipped, it succeeded at {done[when]['finished']}", file=out, flush=True)
+            runs.append({AS_OF: when, "skipped": True, **done[when]})
             continue
         print(head, file=out, flush=True)
         try:
-            results, settings = run_local([pipeline], args, {**params, AS_OF: iso(at)}, out)
+            results, settings = run_local([pipeline], args, {**params, AS_OF: when}, out)
         except RunProblem as exc:
             raise BackfillError(str(exc)) from exc
         summary = json_summary(results, settings)
         kept = {k: summary[k] for k in _KEEP if k in summary}
         runs.append(
-            {AS_OF: iso(at), "skipped": False, **kept, "tasks": summary["tasks"], "error": summary["error"]}
+            {AS_OF: when, "skipped": False, **kept, "tasks": summary["tasks"], "error": summary["error"]}
         )
         if summary["status"] != "SUCCEEDED":
             status = summary["status"]
             print(
-                f"backfill stopped at {AS_OF} {iso(at)} ({i - 1} of {len(points)} done); "
+                f"backfill stopped at {AS_OF} {when} ({i - 1} of {len(points)} done); "
                 "rerun the same command to resume there",
                 file=sys.stderr,
             )
             break
-        done[iso(at)] = {**kept, "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        done[when] = {**kept, "finished": iso(datetime.now(UTC))}
         write_json_atomic(state_path, state)
     return {"status": status, "pipeline": pipeline, "runs": runs, "state": str(state_path)}
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.warehouse import read_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import prepare, split
@@ -74,7 +75,7 @@ def gate(
 def split_test_rows(dataset_path: str | Path, cfg: DataConfig | None = None) -> pd.DataFrame:
     """The test split of the dataset: the same rows train evaluated on."""
     cfg = cfg or DataConfig()
-    return split(prepare(pd.read_parquet(dataset_path), cfg), cfg)[2]
+    return split(prepare(read_parquet(dataset_path), cfg), cfg)[2]
 
 
 def score_version(tracking_uri: str, version: str, test_df: pd.DataFrame, workdir: Path) -> dict[str, Any]:

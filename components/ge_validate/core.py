@@ -54,6 +54,7 @@ from components.warehouse import (
     ident,
     iter_chunks,
     parse_uri,
+    read_parquet,
     read_table,
 )
 
@@ -625,12 +626,10 @@ def validate_table(
 
 def load_input(path: str | Path) -> pd.DataFrame:
     """Read a step's input: a table reference (JSON) from its warehouse, or parquet (file or dir)."""
-    import pandas as pd
-
     ref = read_table_ref(path)
     if ref is not None:
         return read_table(ref.warehouse, ref.schema, ref.table)
-    return pd.read_parquet(path)
+    return read_parquet(path)
 
 
 def validate_input(

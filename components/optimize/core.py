@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
-import pandas as pd
 
+from components.warehouse import read_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
@@ -239,7 +239,7 @@ def run_worker(
     if n_trials < 1:
         raise ValueError("n_trials must be at least 1")
     cfg = data_cfg or DataConfig()
-    df = prepare(pd.read_parquet(dataset_path), cfg)
+    df = prepare(read_parquet(dataset_path), cfg)
     train_df, val_df, _ = split(df, cfg)
     base = TrainParams(num_epochs=num_epochs)
     artifact_location = artifact_root or None

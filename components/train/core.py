@@ -12,9 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from components.warehouse import frame_version
+from components.warehouse import frame_version, read_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
@@ -75,7 +73,7 @@ def train_and_register(
 ) -> TrainResult:
     """Train, evaluate on the test split, save to `model_dir`, log the run and register a version."""
     params = load_params(best_params_path, param_overrides)
-    raw = pd.read_parquet(dataset_path)
+    raw = read_parquet(dataset_path)
     # The extract step's version (a hash of the warehouse frame) names the data; recompute
     # only when the dataset arrived without one.
     data_version = data_version or frame_version(raw)

@@ -1,4 +1,5 @@
-"""Warehouse helpers on real DuckDB: the streamed data version and the connection settings."""
+"""Warehouse helpers on real DuckDB: the streamed data version, the connection settings and
+the parquet reader and writer the step images use instead of pyarrow."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from components.warehouse import (
     duckdb_table_version,
     frame_version,
     iter_chunks,
+    read_parquet,
     read_table,
     table_version,
+    write_parquet,
 )
 
 ROWS = 3 * 2048 + 17  # four DuckDB chunks of one vector each
@@ -97,3 +100,41 @@ def test_connections_get_a_memory_limit_and_a_spill_folder_under_the_stores(
             "select current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchone() or ("", "")
     assert (limit, temp) == ("286.1 MiB", str(warehouse.parent / "spill"))
+
+
+def test_parquet_round_trip_keeps_the_frame_and_its_data_version(warehouse: Path, tmp_path: Path) -> None:
+    # extract writes what it read from the warehouse; train, optimize, evaluate and ge_validate
+    # read it back. Same dtypes (Int64 for an integer column with nulls), same data version.
+    import pandas as pd
+
+    df = read_table(f"duckdb:///{warehouse}", "s", "t")
+    path = write_parquet(df, tmp_path / "d" / "t.parquet")
+    ours = read_parquet(path)
+    pd.testing.assert_frame_equal(ours, df)
+    assert frame_version(ours) == frame_version(df)
+    # pandas with pyarrow (the dev environment, a notebook) reads the same values; it turns
+    # the integer column with a null into float64, which is why the steps read with DuckDB.
+    theirs = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+    assert str(ours["id"].dtype) == "Int64" and str(theirs["id"].dtype) == "float64"
+
+
+def test_parquet_folder_is_read_whole(warehouse: Path, tmp_path: Path) -> None:
+    df = read_table(f"duckdb:///{warehouse}", "s", "t")
+    write_parquet(df.iloc[:100], tmp_path / "ds" / "part-0.parquet")
+    write_parquet(df.iloc[100:], tmp_path / "ds" / "more" / "part-1.parquet")
+    (tmp_path / "ds" / "_SUCCESS").write_text("")  # a marker file beside the parts is ignored
+    got = read_parquet(tmp_path / "ds")
+    assert len(got) == ROWS
+    assert frame_version(got) == frame_version(df)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty folder", "not parquet"])
+def test_unreadable_parquet_is_named(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "data"
+    if case == "empty folder":
+        path.mkdir()
+    elif case == "not parquet":
+        path.write_text("id,title\n1,a\n")
+    with pytest.raises(WarehouseError, match=str(path)):
+        read_parquet(path)

@@ -6,7 +6,8 @@ orchestration overhead (task wall time minus the time inside the component body)
 The body time of a task is read from the KFP executor's own log lines inside the task
 (from "Looking for component" to "Wrote executor output"); what is left of the task's
 wall time is the orchestrator's: process or container start, interpreter and kfp import,
-argument and output plumbing. Locally, tasks fork from a fork server that imports the heavy
+argument and output plumbing, and the process's exit (components.executor skips the
+interpreter teardown). Locally, tasks fork from a fork server that imports the heavy
 libraries once (pipelines/warm.py): that start is timed on its own and is part of the total.
 """
 
@@ -104,11 +105,13 @@ def main() -> int:
         print(f"fork server start (imports once per command, in the total): {startup:.2f}s")
     else:
         print("warm starts off (KFP_MLOPS_WARM=0 or --docker): every task starts a new interpreter")
+    # The total-time goal is the local run's; in containers only the per-task overhead has one.
+    total_goal = f" (goal < {GOAL_TOTAL_S:.0f}s)" if runner == "subprocess" else ""
     print(
-        f"total wall {total:.1f}s (goal < {GOAL_TOTAL_S:.0f}s); tasks {len(rows)}; "
+        f"total wall {total:.1f}s{total_goal}; tasks {len(rows)}; "
         f"overhead per task mean {mean_over:.3f}s, max {max(overheads):.3f}s (goal <= {GOAL_OVERHEAD_S[runner]}s)"
     )
-    if total >= GOAL_TOTAL_S:
+    if runner == "subprocess" and total >= GOAL_TOTAL_S:
         print("GOAL MISSED: total wall time")
     if mean_over > GOAL_OVERHEAD_S[runner]:
         print("GOAL MISSED: orchestration overhead per task")

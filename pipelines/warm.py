@@ -8,7 +8,9 @@ Expectations alone takes 4–8 s, MLflow, dbt and scikit-learn a second or more 
 a ``multiprocessing`` fork server that has imported kfp's executor and those libraries
 (``PRELOAD``, per pipeline): the child gets the task's environment and working directory, writes the
 component source to a fresh temp folder and calls kfp's own ``executor_main`` with the
-task's arguments, exactly as the script would. Each task still runs in its own process (a
+task's arguments, exactly as the script would (the steps' script runs it through
+``components.executor``, which ends the process the same way as here: atexit hooks, then
+``os._exit``). Each task still runs in its own process (a
 crash or ``sys.exit`` ends only that task) and starts from the same clean state: the fork
 server never runs a task itself.
 
@@ -30,9 +32,10 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+from components import executor
 
 ENV_SWITCH = "KFP_MLOPS_WARM"
 # Imported once by the fork server (by what the pipelines' steps import); a module that fails
@@ -67,7 +70,7 @@ def preload_for(pipelines: Sequence[str]) -> list[str]:
 
 _SCRIPT = re.compile(
     r'program_path=\$\(mktemp -d\)\s+printf "%s" "\$0" > "\$program_path/ephemeral_component\.py"\s+'
-    r"_KFP_RUNTIME=true \S+ -m kfp\.dsl\.executor_main\s+"
+    r"_KFP_RUNTIME=true \S+ -m (?:components\.executor )?kfp\.dsl\.executor_main\s+"
     r'--component_module_path\s+"\$program_path/ephemeral_component\.py"\s+"\$@"\s*'
 )
 _context: Any = None
@@ -124,15 +127,6 @@ def wait_ready() -> float:
     return time.perf_counter() - t0
 
 
-def _exit_code(code: Any) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
 def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path: str) -> None:
     """The task, in a child of the fork server: what kfp's script does, then exit."""
     _name_process(args)
@@ -150,26 +144,22 @@ def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path
     # A fresh interpreter has no logging set up when kfp's executor configures it.
     for handler in list(logging.root.handlers):
         logging.root.removeHandler(handler)
-    code = 0
-    try:
-        program = tempfile.mkdtemp()
-        module = os.path.join(program, "ephemeral_component.py")
-        with open(module, "w") as f:
-            f.write(source)
-        from kfp.dsl.executor_main import executor_main
-
-        sys.argv = ["executor_main", "--component_module_path", module, *args]
-        executor_main()
-    except SystemExit as exc:
-        code = _exit_code(exc.code)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
+    code = executor.run(lambda: _execute(source, args))
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()  # what a normal interpreter exit runs (multiprocessing skips it)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    executor.flush_streams()
     os._exit(code)
+
+
+def _execute(source: str, args: list[str]) -> None:
+    program = tempfile.mkdtemp()
+    module = os.path.join(program, "ephemeral_component.py")
+    with open(module, "w") as f:
+        f.write(source)
+    from kfp.dsl.executor_main import executor_main
+
+    sys.argv = ["executor_main", "--component_module_path", module, *args]
+    executor_main()
 
 
 def _name_process(args: list[str]) -> None:

@@ -2,13 +2,12 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["airbyte_sync"], install_kfp_package=False)
+@step_component("airbyte_sync")
 def airbyte_sync(
     stream: str,
     warehouse: str,

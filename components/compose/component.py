@@ -1,12 +1,11 @@
 """KFP wrapper of the compose step (logic in ``components.compose.core``)."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["compose"], install_kfp_package=False)
+@step_component("compose")
 def compose(
     warehouse: str,
     tracking_uri: str,

@@ -1,12 +1,11 @@
 """KFP wrapper of the dbt_transform step (logic in ``components.dbt_transform.core``)."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["dbt_transform"], install_kfp_package=False)
+@step_component("dbt_transform")
 def dbt_transform(
     projects: Input[Dataset],
     tags: Input[Dataset],

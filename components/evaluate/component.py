@@ -2,13 +2,12 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["evaluate"], install_kfp_package=False)
+@step_component("evaluate")
 def evaluate(
     dataset: Input[Dataset],
     candidate_version: str,

@@ -1,12 +1,11 @@
 """KFP wrapper of the extract step (logic in ``components.extract.core``)."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["extract"], install_kfp_package=False)
+@step_component("extract")
 def extract(
     warehouse: str,
     dataset: Output[Dataset],

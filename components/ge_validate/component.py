@@ -2,13 +2,12 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["ge_validate"], install_kfp_package=False)
+@step_component("ge_validate")
 def ge_validate(
     dataset: Input[Dataset],
     suite: str,

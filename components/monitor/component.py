@@ -1,12 +1,11 @@
 """KFP wrapper of the monitor step (logic in ``components.monitor.core``)."""
 
-from kfp import dsl
 from kfp.dsl import HTML, Markdown, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["monitor"], install_kfp_package=False)
+@step_component("monitor")
 def monitor(
     warehouse: str,
     tracking_uri: str,

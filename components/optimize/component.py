@@ -1,12 +1,11 @@
 """KFP wrapper of one optimize worker (logic in ``components.optimize.core``)."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["optimize"], install_kfp_package=False)
+@step_component("optimize")
 def optimize(
     dataset: Input[Dataset],
     study_name: str,

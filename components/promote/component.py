@@ -1,11 +1,9 @@
 """KFP wrapper of the promote step (logic in ``components.promote.core``)."""
 
-from kfp import dsl
-
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["promote"], install_kfp_package=False)
+@step_component("promote")
 def promote(version: str, tracking_uri: str, reason: str = "") -> str:
     """Make a model version of ``tagifai`` the champion (registry alias ``champion``).
 

@@ -1,12 +1,11 @@
 """KFP wrapper of the publish step (write-audit-publish)."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["publish"], install_kfp_package=False)
+@step_component("publish")
 def publish(
     audited: Input[Dataset],
     published: Output[Dataset],

@@ -1,11 +1,9 @@
 """KFP wrapper of the rollback step (logic in ``components.rollback.core``)."""
 
-from kfp import dsl
-
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["rollback"], install_kfp_package=False)
+@step_component("rollback")
 def rollback(tracking_uri: str, reason: str, from_version: str = "") -> str:
     """Move the ``champion`` alias of ``tagifai`` back to the version it replaced.
 

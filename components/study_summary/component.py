@@ -1,12 +1,11 @@
 """KFP wrapper of the study_summary step (logic in ``components.study_summary.core``)."""
 
-from kfp import dsl
 from kfp.dsl import HTML, Artifact, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["study_summary"], install_kfp_package=False)
+@step_component("study_summary")
 def study_summary(
     study_name: str,
     storage: str,

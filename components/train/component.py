@@ -2,13 +2,12 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components.images import IMAGES
+from components.step import step_component
 
 
-@dsl.component(base_image=IMAGES["train"], install_kfp_package=False)
+@step_component("train")
 def train(
     dataset: Input[Dataset],
     best_params: Input[Artifact],

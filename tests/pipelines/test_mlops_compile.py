@@ -1,5 +1,5 @@
 """The compiled MLOps pipeline: typed outputs the KFP UI can show, images, the parallel
-optimize loop and the promotion gate."""
+optimize loop and the promotion gate; and the command every compiled step runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import yaml
 from kfp import compiler, components
 
 from components.images import IMAGES
+from components.step import STEP_EXECUTOR
 from pipelines.mlops import mlops
+from pipelines.registry import PIPELINES, load
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +179,26 @@ def test_the_local_builds_carry_no_time_placeholder(tmp_path) -> None:
         path = tmp_path / f"{pipeline.name}.yaml"
         compiler.Compiler().compile(pipeline, str(path))
         assert "pipeline_job_schedule_time_utc" not in path.read_text()
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_every_step_runs_kfps_executor_through_components_executor(name: str, tmp_path) -> None:
+    # The compiled YAML a cluster runs: each step's script starts kfp's own executor module
+    # through components.executor (same inputs, outputs and exit status; no teardown).
+    path = tmp_path / f"{name}.yaml"
+    compiler.Compiler().compile(load(name, cluster=True), str(path))
+    executors = next(yaml.safe_load_all(path.read_text()))["deploymentSpec"]["executors"]
+    assert executors
+    for label, executor in executors.items():
+        script = executor["container"]["command"][2]
+        assert script.count(STEP_EXECUTOR) == 1, label
+        assert script.replace(STEP_EXECUTOR, "").count("python3") == 0, label  # no other python
+
+
+def test_step_component_refuses_a_command_it_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components import step
+    from components.promote.component import promote
+
+    monkeypatch.setattr(step, "KFP_EXECUTOR", "python3 -m some.other.runner")
+    with pytest.raises(RuntimeError, match=r"no longer runs 'python3 -m some\.other\.runner' once"):
+        step.step_component("promote")(promote.python_func)

@@ -8,6 +8,7 @@ import pytest
 from kfp import dsl
 
 from components.extract.component import extract
+from components.step import step_component
 from pipelines import local, warm
 
 
@@ -35,6 +36,18 @@ def leave(code: int) -> None:
     sys.exit(code)
 
 
+def _leave_as_a_step(code: int) -> None:
+    import sys
+
+    with open("/proc/self/cmdline", "rb") as f:
+        print("process:", f.read().replace(b"\0", b" ").decode())
+    print("leaving with", code)
+    sys.exit(code)
+
+
+leave_step = step_component("train")(_leave_as_a_step)  # the command every step runs
+
+
 @dsl.pipeline(name="warm-probe")
 def probe() -> str:
     first = where(marker="first").set_env_variable("WARM_TEST", "from-the-task")
@@ -45,6 +58,11 @@ def probe() -> str:
 @dsl.pipeline(name="warm-exit")
 def exits(code: int = 3) -> None:
     leave(code=code)
+
+
+@dsl.pipeline(name="step-exit")
+def step_exits(code: int = 3) -> None:
+    leave_step(code=code)
 
 
 def _answers(result: local.RunResult) -> list:
@@ -113,3 +131,19 @@ def test_preload_follows_the_pipelines() -> None:
     both = warm.preload_for(["dataops", "mlops"])
     assert {"dbt.cli.main", "mlflow", "great_expectations"} <= set(both) and len(both) == len(set(both))
     assert warm.preload_for(["unknown"]) == list(warm._BASE)
+
+
+@pytest.mark.parametrize("warm_on", ["1", "0"])
+def test_a_step_command_keeps_its_exit_status_warm_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm_on: str
+) -> None:
+    # Steps run kfp's executor through components.executor: in a fresh subprocess when warm
+    # starts are off, in the fork server's child when on. Either way the status is the task's.
+    monkeypatch.setenv(warm.ENV_SWITCH, warm_on)
+    failed = local.run(step_exits, {"code": 3}, tmp_path / "runs")
+    assert failed.status == local.FAILED
+    log = "".join(failed.tasks[0].log)
+    assert "leaving with 3" in log
+    if warm_on == "0":
+        assert "-m components.executor kfp.dsl.executor_main" in log
+    assert local.run(step_exits, {"code": 0}, tmp_path / "runs").status == local.SUCCEEDED

@@ -32,6 +32,9 @@ SHARED: dict[str, str] = {
     "study_summary": "optimize",
     "publish": "extract",
 }
+# The one image with the whole kfp SDK (compile, submit): the watcher Deployment runs on it.
+# The others hold kfp's task runtime only (images/<step>/Dockerfile).
+SDK_STEP = "extract"
 
 
 def package_version() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.images import STEPS
+from components.images import SDK_STEP, STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -31,8 +31,6 @@ ENTRY = {
     "train": f"{_TASK}, components.train.core, components.evaluate.core, components.promote.core, "
     "components.monitor.core, components.compose.core, components.rollback.core",
 }
-# The one image with the whole kfp SDK: the watcher Deployment compiles and submits on it.
-SDK_IMAGE = "extract"
 
 
 def _python_in(image: str, code: str) -> str:
@@ -65,7 +63,7 @@ def test_the_step_images_carry_no_pyarrow(docker_images, step) -> None:
     assert _python_in(docker_images[step], code).strip() == "True", f"pyarrow is back in the {step} image"
 
 
-@pytest.mark.parametrize("step", [s for s in STEPS if s != SDK_IMAGE])
+@pytest.mark.parametrize("step", [s for s in STEPS if s != SDK_STEP])
 def test_task_images_carry_kfps_runtime_without_its_sdk(docker_images, step) -> None:
     # kfp without the packages only its SDK needs (the Kubernetes client, the REST client,
     # kfp-kubernetes); `import kfp` in runtime mode, as every task's command sets it.
@@ -85,7 +83,7 @@ def test_the_sdk_image_compiles_the_pipelines(docker_images) -> None:
             "docker",
             "run",
             "--rm",
-            docker_images[SDK_IMAGE],
+            docker_images[SDK_STEP],
             "sh",
             "-c",
             "python -m pipelines compile --out /tmp/compiled && ls /tmp/compiled && "

@@ -12,10 +12,9 @@ from types import ModuleType
 
 import pytest
 
-from components.images import STEPS
+from components.images import SDK_STEP, STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK_IMAGE = "extract"  # the watcher Deployment compiles and submits on it
 
 
 def _load(name: str) -> ModuleType:
@@ -68,8 +67,8 @@ def test_only_the_sdk_image_installs_the_sdk(step: str) -> None:
     own = _sections(step)[1]
     installs_sdk = "requirements.py base" in own
     runtime_mode = "ENV _KFP_RUNTIME=true" in own
-    assert installs_sdk == (step == SDK_IMAGE)
-    assert runtime_mode == (step != SDK_IMAGE)
+    assert installs_sdk == (step == SDK_STEP)
+    assert runtime_mode == (step != SDK_STEP)
     assert own.count("python /tmp/build/slim.py") == 1  # the extra's layer is slimmed too
 
 

@@ -258,7 +258,7 @@ def test_no_secret_values_anywhere_under_manifests() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_watcher_deployment_runs_our_watch_command_against_the_cluster(overlay: str) -> None:
-    from components.images import IMAGES
+    from components.images import IMAGES, SDK_STEP
     from pipelines.__main__ import build_parser
 
     docs = rendered(f"overlays/{overlay}")
@@ -267,7 +267,8 @@ def test_the_watcher_deployment_runs_our_watch_command_against_the_cluster(overl
     assert watcher["spec"]["replicas"] == 1 and watcher["spec"]["strategy"]["type"] == "Recreate"
     pod = watcher["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert container["image"] == IMAGES["extract"]  # an image the project builds
+    # an image the project builds, the one that can compile and submit
+    assert SDK_STEP == "extract" and container["image"] == IMAGES[SDK_STEP]
     assert container["command"] == ["python", "-m", "pipelines", "watch"]
     # Kubernetes expands $(VAR) from the container's env: here the settings ConfigMap.
     settings = find(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])["data"]

@@ -16,9 +16,10 @@ before 03:00, and the run backfilled for that time sees the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,6 +66,24 @@ class Cutoff:
             "as_of_source": self.source,
             "as_of_note": self.note,
         }
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any]) -> Cutoff:
+        """The cutoff that `metadata` recorded (e.g. on extract's dataset): its inverse, to the second.
+
+        Metadata without the keys (a dataset no cutoff was recorded on) gives ``NO_CUTOFF``.
+
+        Raises:
+            CutoffError: ``as_of`` is recorded but is not a time.
+        """
+        text = str(meta.get(AS_OF) or "").strip()
+        source = str(meta.get("as_of_source") or "")
+        note = str(meta.get("as_of_note") or "")
+        if not text:
+            return cls(None, source, note) if (source or note) else NO_CUTOFF
+        at = parse_instant(text, f"the recorded {AS_OF}")
+        source = source or AS_OF
+        return cls(at, source, note or f"{source} {iso(at)}: rows created before it")
 
 
 NO_CUTOFF = Cutoff(None, "", "no cutoff: every row")

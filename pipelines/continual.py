@@ -1,14 +1,22 @@
-"""Continual learning: monitor drift, then continue, improve (retrain), inspect or roll back.
+"""Continual learning: snapshot the table, monitor drift, then continue, improve (retrain),
+inspect or roll back.
 
-monitor (new rows since the champion's data vs. its training reference)
-  improve  -> compose the retraining set -> train_and_promote (nested mlops: validate,
-              optimize, train, evaluate against the champion, promote only if better)
-  rollback -> move the `champion` alias back to the version it replaced
-  inspect  -> the monitor's report for a person; nothing changes
-  continue -> nothing changes
+extract (one snapshot of labeled_projects, cut at the run's as_of / scheduled time)
+  -> monitor (new rows since the champion's data vs. its training reference)
+       improve  -> compose the retraining set -> train_and_promote (nested mlops: validate,
+                   optimize, train, evaluate against the champion, promote only if better)
+       rollback -> move the `champion` alias back to the version it replaced
+       inspect  -> the monitor's report for a person; nothing changes
+       continue -> nothing changes
 
-`as_of` (or, on a cluster, the run's scheduled time) cuts the table: the run sees the rows
-created before that instant, so a backfilled run sees what a run at that time would have.
+Only extract reads the warehouse (as in the mlops pipeline). monitor and compose both take
+its one snapshot as input, so they see exactly the same rows. (They used to read the table
+themselves, each at its own time: without a cutoff, rows published between the two reads
+reached compose unmonitored.) Their image (train's) needs no warehouse client, and their
+tasks no warehouse credentials.
+
+`as_of` (or, on a cluster, the run's scheduled time) cuts the snapshot: the run sees the
+rows created before that instant, so a backfilled run sees what a run at that time would have.
 """
 
 import functools
@@ -17,6 +25,7 @@ from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
 
 from components.compose.component import compose
+from components.extract.component import extract
 from components.monitor.component import monitor
 from components.rollback.component import rollback
 from pipelines.mlops import train_and_promote
@@ -25,9 +34,10 @@ from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLU
 
 
 def build(scheduled_time: str = "") -> GraphComponent:
-    """The continual pipeline; `scheduled_time` is what monitor and compose receive as the
-    run's scheduled time ("" in ``continual``, which ``kfp.local`` runs; KFP's placeholder in
-    `for_cluster`, so a recurring run sees the table as of its scheduled time)."""
+    """The continual pipeline; `scheduled_time` is what extract receives as the run's
+    scheduled time ("" in ``continual``, which ``kfp.local`` runs; KFP's placeholder in
+    `for_cluster`, so a recurring run snapshots the table as of its scheduled time). monitor
+    and compose read that snapshot, never the warehouse."""
 
     @dsl.pipeline(
         name="continual",
@@ -49,15 +59,18 @@ def build(scheduled_time: str = "") -> GraphComponent:
         slice_tolerance: float = 0.05,
         as_of: str = "",
     ) -> str:
-        window = {"as_of": as_of, "scheduled_time": scheduled_time}
-        watch = monitor(warehouse=warehouse, tracking_uri=tracking_uri, policy_json=policy_json, **window)
+        # One snapshot for the whole run: monitor and compose see the same rows.
+        snap = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
+        wire(snap, "extract").set_caching_options(False).set_display_name("snapshot labeled_projects")
+
+        watch = monitor(dataset=snap.outputs["dataset"], tracking_uri=tracking_uri, policy_json=policy_json)
         wire(watch, "monitor").set_caching_options(False).set_display_name("monitor drift")
 
         with dsl.If(watch.outputs["Output"] == "improve", name="improve"):
-            data = compose(warehouse=warehouse, tracking_uri=tracking_uri, **window)
+            data = compose(dataset=snap.outputs["dataset"], tracking_uri=tracking_uri)
             wire(data, "compose").set_caching_options(False).set_display_name("compose retraining set")
             retrain = train_and_promote(
-                dataset=data.outputs["dataset"],
+                dataset=data.outputs["retraining_set"],
                 tracking_uri=tracking_uri,
                 artifact_root=artifact_root,
                 optuna_storage=optuna_storage,
@@ -86,5 +99,6 @@ continual = build()
 
 @functools.cache
 def for_cluster() -> GraphComponent:
-    """The build that compiled YAML carries: monitor and compose get the run's scheduled time."""
+    """The build that compiled YAML carries: extract gets the run's scheduled time (and
+    monitor and compose its snapshot)."""
     return build(dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)

@@ -130,10 +130,11 @@ STEPS: dict[str, tuple[Wiring, ...]] = {
     "train": (use_mlflow_credentials, mount_stores),
     "evaluate": (use_mlflow_credentials, mount_stores),
     "promote": (use_mlflow_credentials, mount_stores),
-    # Continual learning: monitor reads the warehouse and the registry, compose reads
-    # the warehouse, rollback moves a registry alias.
-    "monitor": (use_warehouse_credentials, use_mlflow_credentials, mount_stores),
-    "compose": (use_warehouse_credentials, mount_stores),
+    # Continual learning: extract (above) snapshots the warehouse; monitor and compose read
+    # that snapshot (no warehouse credentials) and the registry (the champion and its
+    # training run); rollback moves a registry alias.
+    "monitor": (use_mlflow_credentials, mount_stores),
+    "compose": (use_mlflow_credentials, mount_stores),
     "rollback": (use_mlflow_credentials, mount_stores),
 }
 

@@ -1,22 +1,18 @@
 """KFP wrapper of the compose step (logic in ``components.compose.core``)."""
 
-from kfp.dsl import Dataset, Output
+from kfp.dsl import Dataset, Input, Output
 
 from components.step import step_component
 
 
 @step_component("compose")
 def compose(
-    warehouse: str,
+    dataset: Input[Dataset],
     tracking_uri: str,
-    dataset: Output[Dataset],
+    retraining_set: Output[Dataset],
     eval_fraction: float = 0.15,
     seed: int = 1234,
-    schema: str = "mlops_course",
-    table: str = "labeled_projects",
     max_class_ratio: float = 3.0,
-    as_of: str = "",
-    scheduled_time: str = "",
 ) -> None:
     """Compose the retraining set: the champion's training data + newly labeled rows, balanced.
 
@@ -24,49 +20,48 @@ def compose(
     out of every retraining set (the same ids in every run, recomputable with
     ``components.compose.core.eval_mask``). The rest is down-sampled by stratified sampling
     (per class, spread over slices and old/new rows, seeded by id) so that no class has more
-    than ``max_class_ratio`` times the rows of the smallest one.
+    than ``max_class_ratio`` times the rows of the smallest one. Never reads the warehouse.
 
     Args:
-        warehouse: Warehouse URI: ``duckdb:///abs/path.duckdb`` or ``bigquery://PROJECT``.
+        dataset: extract's snapshot of the published table (parquet), already cut at the
+            run's as_of / scheduled time: the same snapshot the monitor read, so both see
+            the same rows. Its metadata names the table (``table``) and the cutoff
+            (``as_of``, ``as_of_source``, ``as_of_note``).
         tracking_uri: MLflow tracking (and registry) URI; locates the champion's training data.
         eval_fraction: Share of ids in the fixed evaluation set (0 disables it).
         seed: Seed of the eval-set and sampling hashes; changing it changes the eval set.
-        schema: Published schema (BigQuery dataset).
-        table: Published table name.
         max_class_ratio: Largest class size allowed, as a multiple of the smallest class.
-        as_of: Compose from the table as it was at this ISO 8601 instant: rows created
-            before it ('' = every row); the same cutoff the monitor used.
-        scheduled_time: The run's scheduled time (wired by the cluster build); the cutoff
-            when ``as_of`` is empty and the server filled it in. See ``components.cutoff``.
 
     Returns:
-        dataset: Parquet with extract's columns (id, created_on, title, description, tag);
-            metadata: rows, data_version, class_counts (before and after balancing),
-            eval_rows, reference_rows, new_rows, champion.
+        retraining_set: Parquet with extract's columns (id, created_on, title, description,
+            tag); metadata: rows, data_version, class_counts (before and after balancing),
+            eval_rows, reference_rows, new_rows, champion, eval_fraction, seed, and from the
+            snapshot's metadata: table, as_of, as_of_source, as_of_note.
     """
-    from components import cutoff
     from components.compose.core import compose as compose_rows
+    from components.cutoff import Cutoff
+    from components.monitor.core import DEFAULT_TABLE
 
-    window = cutoff.resolve(as_of, scheduled_time)
-    print(window.note)
+    window = Cutoff.from_metadata(dataset.metadata)
+    table = str(dataset.metadata.get("table") or DEFAULT_TABLE)
+    print(f"snapshot of {table}: {window.note}")
     out = compose_rows(
-        warehouse,
-        tracking_uri,
         dataset.path,
+        tracking_uri,
+        retraining_set.path,
         eval_fraction=eval_fraction,
         seed=seed,
         max_class_ratio=max_class_ratio,
-        schema=schema,
         table=table,
         cutoff=window,
     )
-    dataset.metadata.update(
+    retraining_set.metadata.update(
         {
             **out.metadata(),
             **window.metadata(),
             "eval_fraction": eval_fraction,
             "seed": seed,
-            "table": f"{schema}.{table}",
+            "table": table,
         }
     )
     print(

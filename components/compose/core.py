@@ -1,13 +1,14 @@
 """The retraining set: the champion's training data + the newly labeled rows, balanced.
 
-1. read the published table; locate the champion's reference and the new window exactly as
-   the monitor does (`components.monitor.core.locate_reference`); the pool is the labeled
-   rows of both;
+1. read extract's snapshot of the published table (the same parquet dataset the monitor
+   read, so both see the same rows; the warehouse is never read here); locate the
+   champion's reference and the new window exactly as the monitor does
+   (`components.monitor.core.locate_reference`); the pool is the labeled rows of both;
 2. hold out a **fixed evaluation set**: a row is an eval row when a hash of its id (salted
    with the seed) falls below ``eval_fraction``. Membership depends on the id alone, so an
    eval row stays an eval row in every later run, whatever else arrives, and never enters
    a training set: every candidate can be scored on the same unseen rows
-   (`eval_mask` recomputes the set from any table);
+   (`eval_mask` recomputes the set from any snapshot);
 3. balance classes by stratified down-sampling: each class (tags mapped as train maps them)
    keeps at most ``max_class_ratio`` times the rows of the smallest class (never fewer than
    train's ``min_freq``, so no class turns into `other`). Within a class the kept rows are
@@ -31,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from components.cutoff import NO_CUTOFF, Cutoff
-from components.monitor.core import DEFAULT_TABLE, locate_reference, version_info
-from components.warehouse import RAW_SCHEMA, frame_version, write_parquet
+from components.monitor.core import DEFAULT_TABLE, locate_reference, read_snapshot, version_info
+from components.warehouse import frame_version, write_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import map_tags
@@ -132,28 +133,39 @@ class Composed:
 
 
 def compose(
-    warehouse: str,
+    dataset_path: str | Path,
     tracking_uri: str,
     out_path: str | Path,
     *,
     eval_fraction: float = 0.15,
     seed: int = 1234,
     max_class_ratio: float = 3.0,
-    schema: str = RAW_SCHEMA,
     table: str = DEFAULT_TABLE,
     name: str = tracking.MODEL_NAME,
-    bq_client: Any = None,
     cutoff: Cutoff = NO_CUTOFF,
 ) -> Composed:
-    """Write the retraining set as parquet to `out_path` and describe it (rows created before
-    `cutoff` only, when it has a time)."""
-    from components.extract.core import read_published
+    """Write the retraining set as parquet to `out_path` and describe it.
 
+    Args:
+        dataset_path: extract's parquet snapshot of the published table (file or folder).
+        tracking_uri: MLflow tracking (and registry) URI; locates the champion's training data.
+        out_path: Where the retraining set is written (parquet).
+        eval_fraction: Share of ids in the fixed evaluation set (0 disables it).
+        seed: Seed of the eval-set and sampling hashes.
+        max_class_ratio: Largest class size allowed, as a multiple of the smallest class.
+        table: The table the snapshot was taken of (``schema.table``), for messages.
+        name: Registered model name.
+        cutoff: The cutoff extract applied; not applied again (the snapshot is already cut).
+            Only messages name it.
+    """
     cfg = DataConfig()
-    df = read_published(warehouse, schema, table, bq_client=bq_client, cutoff=cutoff).reset_index(drop=True)
+    df = read_snapshot(dataset_path, table)
+    where = f"the snapshot of {table} at {dataset_path}" + (
+        f" ({cutoff.note})" if cutoff.at is not None else ""
+    )
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{schema}.{table} lacks column(s) {missing}; compose needs {list(COLUMNS)}")
+        raise ValueError(f"{where} lacks column(s) {missing}; compose needs {list(COLUMNS)}")
     champ = tracking.get_alias(tracking_uri, tracking.CHAMPION, name)
     ref = locate_reference(df, version_info(tracking_uri, champ) if champ is not None else None)
     new_ids = set(ref.new["id"].tolist())
@@ -165,7 +177,7 @@ def compose(
     out_df = balance(pool, is_new, max_class_ratio, seed, cfg)[list(COLUMNS)]
     out_df = out_df.sort_values("id", kind="stable").reset_index(drop=True)
     if out_df.empty:
-        raise ValueError(f"{schema}.{table} has no labeled rows outside the eval set: nothing to train on")
+        raise ValueError(f"{where} has no labeled rows outside the eval set: nothing to train on")
     out = write_parquet(out_df, out_path)
 
     def mapped_counts(frame: pd.DataFrame) -> dict[str, int]:

@@ -1,21 +1,17 @@
 """KFP wrapper of the monitor step (logic in ``components.monitor.core``)."""
 
-from kfp.dsl import HTML, Markdown, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Output
 
 from components.step import step_component
 
 
 @step_component("monitor")
 def monitor(
-    warehouse: str,
+    dataset: Input[Dataset],
     tracking_uri: str,
     report: Output[HTML],
     summary: Output[Markdown],
     policy_json: str = "{}",
-    schema: str = "mlops_course",
-    table: str = "labeled_projects",
-    as_of: str = "",
-    scheduled_time: str = "",
 ) -> str:
     """Check the rows added since the champion's training data for drift and decide what to do.
 
@@ -26,37 +22,35 @@ def monitor(
     previous version did not; ``improve`` on label drift (or confidence drift with enough
     labels, or a degraded champion with nothing to go back to); ``inspect`` on text-length
     or confidence drift without labels to act on; else ``continue``. No champion yet:
-    ``improve``. Changes nothing in the registry.
+    ``improve``. Changes nothing in the registry, and never reads the warehouse.
 
     Args:
-        warehouse: Warehouse URI: ``duckdb:///abs/path.duckdb`` or ``bigquery://PROJECT``.
+        dataset: extract's snapshot of the published table (parquet), already cut at the
+            run's as_of / scheduled time. Its metadata names the table (``table``) and the
+            cutoff (``as_of``, ``as_of_source``, ``as_of_note``), which the report shows.
         tracking_uri: MLflow tracking (and registry) URI.
         policy_json: JSON object overriding thresholds of ``tagifai.drift.DriftPolicy``
             (e.g. ``{"f1_drop_tolerance": 0.1}``); unknown keys fail.
-        schema: Published schema (BigQuery dataset).
-        table: Published table name.
-        as_of: Monitor the table as it was at this ISO 8601 instant: rows created before it
-            ('' = every row). Backfills set it.
-        scheduled_time: The run's scheduled time (wired by the cluster build); the cutoff
-            when ``as_of`` is empty and the server filled it in. See ``components.cutoff``.
 
     Returns:
         report: Self-contained HTML report: decision, reasons, every statistic, live F1,
-            tag shares and histograms. Metadata: the decision and all details.
+            tag shares and histograms. Metadata: the decision and all details (with the
+            snapshot's table, rows and cutoff).
         summary: The same as Markdown.
         Output: The decision: ``continue``, ``improve``, ``inspect`` or ``rollback``.
     """
     from pathlib import Path
 
-    from components import cutoff
+    from components.cutoff import Cutoff
+    from components.monitor.core import DEFAULT_TABLE, render_html, render_markdown
     from components.monitor.core import monitor as run_monitor
-    from components.monitor.core import render_html, render_markdown
     from tagifai.drift import DriftPolicy
 
-    window = cutoff.resolve(as_of, scheduled_time)
-    print(window.note)
+    window = Cutoff.from_metadata(dataset.metadata)
+    table = str(dataset.metadata.get("table") or DEFAULT_TABLE)
+    print(f"snapshot of {table}: {window.note}")
     out = run_monitor(
-        warehouse, tracking_uri, DriftPolicy.from_json(policy_json), schema=schema, table=table, cutoff=window
+        dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), table=table, cutoff=window
     )
     for artifact, text in ((report, render_html(out)), (summary, render_markdown(out))):
         Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)

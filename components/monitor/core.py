@@ -2,8 +2,10 @@
 
 Steps:
 
-1. read the published table; find the ``champion`` and its training run;
-2. split the table into the champion's *reference* (the rows it was trained on) and the
+1. read the snapshot of the published table that extract wrote (a parquet dataset, already
+   cut at the run's as_of / scheduled time: the warehouse is never read here); find the
+   ``champion`` and its training run;
+2. split the snapshot into the champion's *reference* (the rows it was trained on) and the
    *new window* (rows added since) — see `locate_reference`;
 3. run the drift tests of `tagifai.drift` (text length, labels, confidence on held-out
    reference rows vs. new rows);
@@ -30,7 +32,7 @@ import pandas as pd
 
 from components.cutoff import NO_CUTOFF, Cutoff, created_times
 from components.rollback.core import previous_version
-from components.warehouse import RAW_SCHEMA, frame_version
+from components.warehouse import RAW_SCHEMA, frame_version, read_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import prepare, split
@@ -50,7 +52,8 @@ from tagifai.drift import (
 from tagifai.evaluate import evaluate_model
 from tagifai.predict import load
 
-DEFAULT_TABLE = "labeled_projects"
+# The published table extract snapshots (schema.table): named in messages and reports.
+DEFAULT_TABLE = f"{RAW_SCHEMA}.labeled_projects"
 # Scoring more rows than this adds nothing to a KS test or an F1 but costs time.
 MAX_SCORED_ROWS = 20_000
 # What train records about its data (params or tags of its run), newest first. Older runs
@@ -301,7 +304,7 @@ class Monitoring:
     report: DriftReport | None = None
     live_champion: LiveF1 | None = None
     live_previous: LiveF1 | None = None
-    cutoff: Cutoff = NO_CUTOFF  # the table as of this time (rows created before it)
+    cutoff: Cutoff = NO_CUTOFF  # the snapshot's cutoff: the table as of this time (rows created before it)
     # (reference, new) samples behind the histograms of the HTML report
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -341,26 +344,45 @@ def _live(model: Any, labeled: pd.DataFrame, version: str, baseline: float | Non
     return None if rows == 0 or not math.isfinite(f1) else LiveF1(version, f1, baseline, rows)
 
 
+def read_snapshot(path: str | Path, table: str = DEFAULT_TABLE) -> pd.DataFrame:
+    """The rows of extract's parquet snapshot (a file or a folder of parquet files), sorted by id.
+
+    Raises:
+        ValueError: The snapshot has no rows (extract never writes one, but a hand-made
+            dataset could be empty).
+        components.warehouse.WarehouseError: It is missing or not parquet.
+    """
+    df = read_parquet(path)
+    if df.empty:
+        raise ValueError(f"the snapshot of {table} at {path} has no rows: nothing to monitor or compose")
+    # A folder of files has no order; what follows must not depend on it (extract sorted by id).
+    if "id" in df.columns:
+        df = df.sort_values("id", kind="stable")
+    return df.reset_index(drop=True)
+
+
 def monitor(
-    warehouse: str,
+    dataset_path: str | Path,
     tracking_uri: str,
     policy: DriftPolicy | None = None,
-    schema: str = RAW_SCHEMA,
     table: str = DEFAULT_TABLE,
     name: str = tracking.MODEL_NAME,
-    bq_client: Any = None,
     cutoff: Cutoff = NO_CUTOFF,
 ) -> Monitoring:
     """Compare the new window with the champion's reference and decide.
 
-    With a `cutoff`, the table is what it was at that time: rows created before it.
+    Args:
+        dataset_path: extract's parquet snapshot of the published table (file or folder).
+        tracking_uri: MLflow tracking (and registry) URI.
+        policy: Drift thresholds (default ``DriftPolicy()``).
+        table: The table the snapshot was taken of (``schema.table``), for messages and reports.
+        name: Registered model name.
+        cutoff: The cutoff extract applied (as_of / scheduled time), for the report only:
+            the snapshot is already cut, nothing is filtered here.
     """
-    from components.extract.core import read_published
-
     policy = policy or DriftPolicy()
-    df = read_published(warehouse, schema, table, bq_client=bq_client, cutoff=cutoff).reset_index(drop=True)
+    df = read_snapshot(dataset_path, table)
     champ_mv = tracking.get_alias(tracking_uri, tracking.CHAMPION, name)
-    where = f"{schema}.{table}"
     if champ_mv is None:
         return Monitoring(
             IMPROVE,
@@ -370,7 +392,7 @@ def monitor(
             champion="",
             previous="",
             policy=policy,
-            table=where,
+            table=table,
             rows=len(df),
             cutoff=cutoff,
         )
@@ -410,7 +432,7 @@ def monitor(
         champion=info.version,
         previous=prev_version,
         policy=policy,
-        table=where,
+        table=table,
         rows=len(df),
         reference_method=ref.method,
         reference_verified=ref.verified,

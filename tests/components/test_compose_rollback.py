@@ -1,7 +1,8 @@
 """compose (fixed eval set, balanced classes) and rollback (which version, tags, errors).
 
-Real DuckDB, real MLflow (one sqlite store for the module; every test uses its own
-registered model name, so they do not see each other's versions).
+compose reads a parquet snapshot of the published table (extract's output in the continual
+pipeline), never the warehouse. Real DuckDB, real MLflow (one sqlite store for the module;
+every test uses its own registered model name, so they do not see each other's versions).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from kfp import dsl
 from components.compose.component import compose
 from components.compose.core import compose as compose_rows
 from components.compose.core import eval_mask
+from components.cutoff import NO_CUTOFF, resolve
+from components.extract.component import extract as extract_component
 from components.extract.core import extract
 from components.promote.core import promote
 from components.rollback.component import rollback as rollback_component
 from components.rollback.core import NoPreviousVersion, previous_version, rollback
 from components.train.core import train_and_register
-from components.warehouse import RAW_SCHEMA, duckdb_connect
+from components.warehouse import RAW_SCHEMA, duckdb_connect, write_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig, TrainParams
 from tagifai.data import map_tags, prepare, split
@@ -40,6 +43,11 @@ def publish(warehouse: Path, df: pd.DataFrame) -> str:
             f"create or replace table {RAW_SCHEMA}.labeled_projects as select * from frame order by id"
         )
     return f"duckdb:///{warehouse}"
+
+
+def snapshot(path: Path, df: pd.DataFrame) -> Path:
+    """`df` as the parquet snapshot extract would write (extract's columns, sorted by id)."""
+    return write_parquet(df[COLUMNS].sort_values("id").reset_index(drop=True), path)
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +182,13 @@ def test_compose_keeps_the_eval_set_fixed_and_balances(
     )
     promote(uri, trained.version, "first", name=name)
 
-    publish(tmp_path / "warehouse.duckdb", sample)  # 500 new labeled rows arrive
-    a = compose_rows(warehouse, uri, tmp_path / "a.parquet", name=name)
-    b = compose_rows(warehouse, uri, tmp_path / "b.parquet", name=name)
+    # 500 new labeled rows arrive; compose reads the run's snapshot, not the warehouse.
+    snap = snapshot(tmp_path / "snapshot.parquet", sample)
+    a = compose_rows(snap, uri, tmp_path / "a.parquet", name=name)
+    b = compose_rows(snap, uri, tmp_path / "b.parquet", name=name)
     out = pd.read_parquet(a.path)
 
-    # Deterministic: the same table gives the same set.
+    # Deterministic: the same snapshot gives the same set.
     assert a.data_version == b.data_version and out.equals(pd.read_parquet(b.path))
     # extract's columns, sorted by id: the mlops steps can consume it.
     assert list(out.columns) == COLUMNS and out["id"].is_monotonic_increasing
@@ -217,21 +226,25 @@ def test_compose_keeps_the_eval_set_fixed_and_balances(
 
     # Rows keep arriving: the eval rows of before are still held out, the sample moves little.
     grown = pd.concat([sample, later.assign(id=later["id"] + 1000)])
-    publish(tmp_path / "warehouse.duckdb", grown)
-    c = compose_rows(warehouse, uri, tmp_path / "c.parquet", name=name)
+    c = compose_rows(snapshot(tmp_path / "grown.parquet", grown), uri, tmp_path / "c.parquet", name=name)
     out_c = pd.read_parquet(c.path)
     assert not held & set(out_c["id"])
     assert set(grown.loc[eval_mask(grown["id"], 0.15, 1234), "id"]) >= held
 
 
 def test_compose_component_without_champion(sample: pd.DataFrame, tmp_path: Path) -> None:
-    """No champion yet: every labeled row is new; still balanced, nothing held out at fraction 0."""
-    warehouse = publish(tmp_path / "warehouse.duckdb", sample)
+    """No champion yet: every labeled row is new; still balanced, nothing held out at fraction 0.
+    The input is a snapshot with no warehouse behind it; its metadata names table and cutoff."""
+    cut = resolve(as_of="2031-01-01")
+    snap = dsl.Dataset(
+        uri=str(snapshot(tmp_path / "snapshot.parquet", sample)),
+        metadata={"table": "mlops_course.labeled_projects", "rows": len(sample), **cut.metadata()},
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    dataset = dsl.Dataset(uri=str(tmp_path / "composed.parquet"))
-    compose.python_func(warehouse=warehouse, tracking_uri=uri, dataset=dataset, eval_fraction=0.0)
-    meta = dataset.metadata
-    out = pd.read_parquet(dataset.path)
+    composed = dsl.Dataset(uri=str(tmp_path / "composed.parquet"))
+    compose.python_func(dataset=snap, tracking_uri=uri, retraining_set=composed, eval_fraction=0.0)
+    meta = composed.metadata
+    out = pd.read_parquet(composed.path)
     assert (meta["rows"], meta["eval_rows"], meta["champion"], meta["reference_method"]) == (
         len(out),
         0,
@@ -241,5 +254,49 @@ def test_compose_component_without_champion(sample: pd.DataFrame, tmp_path: Path
     assert (meta["reference_rows"], meta["new_rows"]) == (0, len(sample))
     assert meta["data_version"] and meta["table"] == "mlops_course.labeled_projects"
     assert sum(meta["class_counts"].values()) == len(out) < len(sample)
+    # The cutoff comes from the snapshot's metadata (compose does not cut again).
+    assert {k: meta[k] for k in ("as_of", "as_of_source", "as_of_note")} == cut.metadata()
+    assert (meta["eval_fraction"], meta["seed"]) == (0.0, 1234)
     with pytest.raises(ValueError, match=r"eval_fraction must be in \[0, 1\)"):
-        compose.python_func(warehouse=warehouse, tracking_uri=uri, dataset=dataset, eval_fraction=1.0)
+        compose.python_func(dataset=snap, tracking_uri=uri, retraining_set=composed, eval_fraction=1.0)
+
+
+def test_compose_reads_only_the_snapshot_extract_took(sample: pd.DataFrame, tmp_path: Path) -> None:
+    """extract cuts the table as of a time; rows published later, or created after the cutoff,
+    never reach the retraining set, even with the warehouse gone."""
+    db = tmp_path / "warehouse.duckdb"
+    warehouse = publish(db, sample)
+    created = pd.to_datetime(sample["created_on"])
+    as_of = (created.min() + (created.max() - created.min()) * 0.7).strftime("%Y-%m-%dT%H:%M:%SZ")
+    snap = dsl.Dataset(uri=str(tmp_path / "snapshot" / "dataset.parquet"))
+    extract_component.python_func(warehouse=warehouse, dataset=snap, as_of=as_of)
+    seen = set(pd.read_parquet(snap.path)["id"])
+    assert 0 < len(seen) < len(sample)
+    # After the snapshot: more rows are published, then the warehouse is gone.
+    publish(db, pd.concat([sample, sample.assign(id=sample["id"] + 10_000)]))
+    db.unlink()
+
+    composed = dsl.Dataset(uri=str(tmp_path / "composed.parquet"))
+    compose.python_func(
+        dataset=snap, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", retraining_set=composed
+    )
+    out = pd.read_parquet(composed.path)
+    assert set(out["id"]) <= seen and len(out) == composed.metadata["rows"]
+    meta = composed.metadata
+    assert (meta["as_of"], meta["as_of_source"], meta["table"]) == (as_of, "as_of", snap.metadata["table"])
+    assert meta["as_of_note"] == snap.metadata["as_of_note"] == f"as_of {as_of}: rows created before it"
+    assert meta["eval_rows"] + meta["new_rows"] == len(seen)  # every snapshot row is labeled
+
+
+def test_compose_names_the_snapshot_when_it_cannot_be_used(tmp_path: Path) -> None:
+    no_tags = write_parquet(pd.DataFrame({"id": [1], "created_on": ["2026-01-01"]}), tmp_path / "x.parquet")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(
+        ValueError,
+        match=rf"the snapshot of mlops_course.labeled_projects at {no_tags} lacks column\(s\) "
+        r"\['title', 'description', 'tag'\]",
+    ):
+        compose_rows(no_tags, uri, tmp_path / "out.parquet")
+    empty = write_parquet(pd.DataFrame({c: pd.Series(dtype=str) for c in COLUMNS}), tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match=rf"snapshot of a.b at {empty} has no rows"):
+        compose_rows(empty, uri, tmp_path / "out.parquet", table="a.b", cutoff=NO_CUTOFF)

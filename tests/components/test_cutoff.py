@@ -54,6 +54,34 @@ def test_a_scheduled_time_the_server_did_not_fill_in_means_every_row(scheduled: 
     assert c.at is None and c.source == "" and note in c.note
 
 
+@pytest.mark.parametrize(
+    "window",
+    [
+        cutoff.NO_CUTOFF,
+        cutoff.resolve(as_of="2026-11-01T05:00:00+02:00"),
+        cutoff.resolve(scheduled_time="2026-11-05T03:00:00Z"),
+        cutoff.resolve(scheduled_time="{{$.pipeline_job_schedule_time_utc}}"),
+        cutoff.resolve(scheduled_time="1970-01-01T00:00:00Z"),
+    ],
+    ids=["none", "as_of", "scheduled", "unfilled", "epoch"],
+)
+def test_from_metadata_inverts_metadata(window: cutoff.Cutoff) -> None:
+    """What extract records on its dataset is what monitor and compose read back."""
+    assert cutoff.Cutoff.from_metadata(window.metadata()) == window
+    # as KFP hands it over: other keys of the dataset's metadata beside it
+    assert cutoff.Cutoff.from_metadata({"rows": 4, "table": "s.t", **window.metadata()}) == window
+
+
+def test_from_metadata_without_a_cutoff_recorded_or_with_a_bad_one() -> None:
+    assert cutoff.Cutoff.from_metadata({}) is cutoff.NO_CUTOFF
+    assert cutoff.Cutoff.from_metadata({"as_of": ""}) is cutoff.NO_CUTOFF
+    only_time = cutoff.Cutoff.from_metadata({"as_of": "2026-11-01"})
+    assert (only_time.at, only_time.source) == (datetime(2026, 11, 1, tzinfo=UTC), "as_of")
+    assert only_time.note == "as_of 2026-11-01T00:00:00Z: rows created before it"
+    with pytest.raises(cutoff.CutoffError, match=r"the recorded as_of='soon' is not an ISO 8601"):
+        cutoff.Cutoff.from_metadata({"as_of": "soon", "as_of_source": "as_of"})
+
+
 def frame() -> pd.DataFrame:
     return pd.DataFrame(
         {

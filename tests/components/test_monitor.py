@@ -1,8 +1,10 @@
 """monitor (and rollback) on generated and real scenarios: real DuckDB, real models, real MLflow.
 
-Each scenario publishes `mlops_course.labeled_projects` into a DuckDB file, trains small real
-tagifai models on what the table held at the time (extract -> train core -> registry), then
-publishes new rows and runs the monitor component:
+Each scenario publishes `mlops_course.labeled_projects` into a DuckDB file and trains small
+real tagifai models on what the table held at the time (extract -> train core -> registry).
+The monitor component then reads a parquet snapshot of the table, as in the continual
+pipeline (extract's output, or the same frame written with `write_parquet`), never the
+warehouse:
 
 - no drift (new rows from the same generator)            -> continue, registry unchanged
 - label shift (new rows mostly mlops)                     -> improve
@@ -21,13 +23,16 @@ import pandas as pd
 import pytest
 from kfp import dsl
 
+from components.cutoff import NO_CUTOFF
+from components.extract.component import extract as extract_component
 from components.extract.core import extract
 from components.monitor.component import monitor
-from components.monitor.core import locate_reference, version_info
+from components.monitor.core import DEFAULT_TABLE, locate_reference, read_snapshot, version_info
+from components.monitor.core import monitor as monitor_rows
 from components.promote.core import promote
 from components.rollback.component import rollback
 from components.train.core import train_and_register
-from components.warehouse import RAW_SCHEMA, duckdb_connect
+from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, write_parquet
 from tagifai import tracking
 from tagifai.config import TrainParams
 from tagifai.datasets import generate_sample
@@ -74,18 +79,32 @@ class Registry:
         return [(mv.version, dict(mv.tags), sorted(mv.aliases)) for mv in tracking.list_versions(self.uri)]
 
 
+def snapshot(tmp: Path, df: pd.DataFrame) -> dsl.Dataset:
+    """`df` as the parquet snapshot extract would write (sorted by id, no cutoff)."""
+    path = write_parquet(df[COLUMNS].sort_values("id").reset_index(drop=True), tmp / "snapshot.parquet")
+    return dsl.Dataset(
+        uri=str(path), metadata={"table": DEFAULT_TABLE, "rows": len(df), **NO_CUTOFF.metadata()}
+    )
+
+
+def extract_snapshot(tmp: Path, warehouse: str, **window: str) -> dsl.Dataset:
+    """The extract component's snapshot of the warehouse table (its metadata records the cutoff)."""
+    dataset = dsl.Dataset(uri=str(tmp / "extract" / "dataset.parquet"))
+    extract_component.python_func(warehouse=warehouse, dataset=dataset, **window)
+    return dataset
+
+
 def run_monitor(
-    tmp: Path, warehouse: str, uri: str, policy: dict[str, Any] | None = None, **window: str
+    tmp: Path, dataset: dsl.Dataset, uri: str, policy: dict[str, Any] | None = None
 ) -> tuple[str, Any]:
     report = dsl.HTML(uri=str(tmp / "report.html"))
     summary = dsl.Markdown(uri=str(tmp / "summary.md"))
     decision = monitor.python_func(
-        warehouse=warehouse,
+        dataset=dataset,
         tracking_uri=uri,
         report=report,
         summary=summary,
         policy_json=json.dumps(policy or {}),
-        **window,
     )
     assert report.metadata["decision"] == summary.metadata["decision"] == decision
     return decision, report
@@ -125,19 +144,18 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_no_champion_decides_improve(tmp_path: Path, generated: dict[str, Any]) -> None:
-    warehouse = publish(tmp_path / "warehouse.duckdb", generated["reference"])
-    decision, report = run_monitor(tmp_path, warehouse, f"sqlite:///{tmp_path / 'empty.db'}")
+    dataset = snapshot(tmp_path, generated["reference"])  # no warehouse anywhere
+    decision, report = run_monitor(tmp_path, dataset, f"sqlite:///{tmp_path / 'empty.db'}")
     assert decision == "improve"
-    assert "no champion" in report.metadata["reasons"][0]
+    assert "no champion" in report.metadata["reasons"][0] and "1000 rows" in report.metadata["reasons"][0]
+    assert (report.metadata["table"], report.metadata["rows"]) == ("mlops_course.labeled_projects", 1000)
 
 
 def test_no_drift_continues_and_changes_nothing(tmp_path: Path, generated: dict[str, Any]) -> None:
     registry: Registry = generated["registry"]
-    warehouse = publish(
-        tmp_path / "warehouse.duckdb", pd.concat([generated["reference"], generated["later"]])
-    )
+    dataset = snapshot(tmp_path, pd.concat([generated["reference"], generated["later"]]))
     before = registry.state()
-    decision, report = run_monitor(tmp_path, warehouse, registry.uri)
+    decision, report = run_monitor(tmp_path, dataset, registry.uri)
 
     meta = report.metadata
     assert decision == "continue", meta["reasons"]
@@ -173,10 +191,10 @@ def test_label_shift_decides_improve(tmp_path: Path, generated: dict[str, Any]) 
     reference: pd.DataFrame = generated["reference"]
     shifted = label_shifted()
     new = with_created_after(shifted.sample(frac=1.0, random_state=0), reference["created_on"].max(), 1001)
-    warehouse = publish(tmp_path / "warehouse.duckdb", pd.concat([reference, new]))
+    dataset = snapshot(tmp_path, pd.concat([reference, new]))
     before = registry.state()
 
-    decision, report = run_monitor(tmp_path, warehouse, registry.uri)
+    decision, report = run_monitor(tmp_path, dataset, registry.uri)
 
     stats = report.metadata["statistics"]
     assert decision == "improve", report.metadata["reasons"]
@@ -187,7 +205,8 @@ def test_label_shift_decides_improve(tmp_path: Path, generated: dict[str, Any]) 
 
 
 def test_label_shift_is_invisible_as_of_a_time_before_it(tmp_path: Path, generated: dict[str, Any]) -> None:
-    """A backfilled run sees the table as of its time: the shifted rows do not exist yet."""
+    """A backfilled run snapshots the table as of its time: the shifted rows do not exist yet.
+    extract cuts the table; the monitor reports the cutoff its snapshot's metadata records."""
     registry: Registry = generated["registry"]
     reference: pd.DataFrame = generated["reference"]
     shifted = label_shifted()
@@ -196,30 +215,79 @@ def test_label_shift_is_invisible_as_of_a_time_before_it(tmp_path: Path, generat
     warehouse = publish(tmp_path / "warehouse.duckdb", pd.concat([reference, new]))
     before_shift = (last_reference + pd.Timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    decision, report = run_monitor(tmp_path, warehouse, registry.uri, as_of=before_shift)
+    dataset = extract_snapshot(tmp_path / "before", warehouse, as_of=before_shift)
+    assert (dataset.metadata["rows"], dataset.metadata["as_of"]) == (1000, before_shift)
+    decision, report = run_monitor(tmp_path, dataset, registry.uri)
     meta = report.metadata
     assert decision == "continue", meta["reasons"]
     assert (meta["rows"], meta["as_of"], meta["as_of_source"]) == (1000, before_shift, "as_of")
-    assert f"as_of {before_shift}" in (tmp_path / "summary.md").read_text()
+    assert meta["as_of_note"] == f"as_of {before_shift}: rows created before it"
+    assert meta["table"] == "mlops_course.labeled_projects"
+    assert (
+        f"Data: 1000 rows of mlops_course.labeled_projects; as_of {before_shift}"
+        in (tmp_path / "summary.md").read_text()
+    )
+    assert f"as_of {before_shift}: rows created before it" in Path(report.path).read_text()
 
     # 50 shifted rows exist by 50.5 h after the last reference row: enough to fire.
     later = (last_reference + pd.Timedelta(minutes=50 * 60 + 30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    decision, report = run_monitor(tmp_path, warehouse, registry.uri, as_of=later)
+    decision, report = run_monitor(
+        tmp_path, extract_snapshot(tmp_path / "later", warehouse, as_of=later), registry.uri
+    )
     assert decision == "improve", report.metadata["reasons"]
     assert report.metadata["rows"] == 1050 and report.metadata["statistics"]["n_new"] == 50
+    assert (report.metadata["as_of"], report.metadata["as_of_source"]) == (later, "as_of")
 
     # A scheduled time the server did not fill in is no cutoff: every row, said in the note.
-    decision, report = run_monitor(
-        tmp_path, warehouse, registry.uri, scheduled_time="{{$.pipeline_job_schedule_time_utc}}"
+    unfilled = extract_snapshot(
+        tmp_path / "unfilled", warehouse, scheduled_time="{{$.pipeline_job_schedule_time_utc}}"
     )
+    decision, report = run_monitor(tmp_path, unfilled, registry.uri)
     assert decision == "improve" and report.metadata["rows"] == 1300
     assert report.metadata["as_of"] == "" and "not filled in" in report.metadata["as_of_note"]
+    assert "not filled in by this KFP server" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_monitor_reads_its_snapshot_not_the_warehouse(tmp_path: Path, generated: dict[str, Any]) -> None:
+    """Rows published after the snapshot was taken are not seen; the warehouse may even be gone."""
+    registry: Registry = generated["registry"]
+    reference: pd.DataFrame = generated["reference"]
+    db = tmp_path / "warehouse.duckdb"
+    warehouse = publish(db, pd.concat([reference, generated["later"]]))
+    taken = extract_snapshot(tmp_path / "taken", warehouse)
+    # After the snapshot: a label-shifted batch arrives, then the warehouse disappears.
+    shifted = with_created_after(label_shifted(), generated["later"]["created_on"].max(), 1501)
+    publish(db, pd.concat([reference, generated["later"], shifted]))
+    moved = extract_snapshot(tmp_path / "moved", warehouse)  # what a later run would snapshot
+    db.unlink()
+
+    decision, report = run_monitor(tmp_path / "taken", taken, registry.uri)
+    assert decision == "continue", report.metadata["reasons"]
+    assert report.metadata["rows"] == 1500 and report.metadata["statistics"]["n_new"] == 500
+    # The later snapshot holds the shift, and the monitor sees it there.
+    decision, report = run_monitor(tmp_path / "moved", moved, registry.uri)
+    assert decision == "improve", report.metadata["reasons"]
+    assert report.metadata["rows"] == 1800 and report.metadata["statistics"]["label"]["fired"] is True
+
+
+def test_read_snapshot_takes_a_folder_and_fails_clearly_on_nothing(tmp_path: Path) -> None:
+    rows = pd.DataFrame({"id": [3, 1, 2], "created_on": ["2026-01-03", "2026-01-01", "2026-01-02"]})
+    write_parquet(rows.iloc[:1], tmp_path / "parts" / "b.parquet")
+    write_parquet(rows.iloc[1:], tmp_path / "parts" / "a.parquet")
+    assert read_snapshot(tmp_path / "parts")["id"].tolist() == [1, 2, 3]  # sorted by id, as extract's
+    empty = write_parquet(rows.iloc[0:0], tmp_path / "empty.parquet")
+    with pytest.raises(
+        ValueError, match=rf"snapshot of mlops_course.labeled_projects at {empty} has no rows"
+    ):
+        monitor_rows(empty, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(WarehouseError, match="parquet dataset not found"):
+        read_snapshot(tmp_path / "missing.parquet")
 
 
 def test_too_small_window_continues(tmp_path: Path, generated: dict[str, Any]) -> None:
     registry: Registry = generated["registry"]
     small = pd.concat([generated["reference"], generated["later"].head(20)])
-    decision, report = run_monitor(tmp_path, publish(tmp_path / "w.duckdb", small), registry.uri)
+    decision, report = run_monitor(tmp_path, snapshot(tmp_path, small), registry.uri)
     assert decision == "continue"
     assert report.metadata["reasons"] == [
         "20 new rows since the champion's training data (< min_window 50): too few to judge"
@@ -260,8 +328,10 @@ def test_degraded_champion_is_rolled_back(tmp_path: Path, madewithml_dir: Path) 
     promote(registry.uri, v2, "better on its test split")
     assert (v1, v2) == ("1", "2")
 
-    publish(tmp_path / "warehouse.duckdb", real)  # 255 newer projects arrive, correctly labeled
-    decision, report = run_monitor(tmp_path / "monitor", warehouse, registry.uri)
+    # 255 newer projects arrive, correctly labeled: the continual run's snapshot holds them.
+    publish(tmp_path / "warehouse.duckdb", real)
+    dataset = extract_snapshot(tmp_path / "monitor", warehouse)
+    decision, report = run_monitor(tmp_path / "monitor", dataset, registry.uri)
 
     meta = report.metadata
     assert decision == "rollback", meta["reasons"]

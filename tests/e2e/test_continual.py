@@ -1,6 +1,7 @@
 """Continual learning end to end on the embedded default: no new data -> continue; a
 label-shifted batch of new rows -> improve -> a retrained version behind the gate; a backfill
-over the shift sees the table as it was at each instant."""
+over the shift sees the table as it was at each instant. Each run snapshots the table once
+(extract) and monitor and compose read that snapshot."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
     quiet = cli("run", "continual", "--local", *fast, stores=stores)
     assert quiet["decision"] == "continue"
     assert [str(v.version) for v in tracking.list_versions(uri)] == ["1"]
-    assert any(p.endswith("monitor-drift.report.html") for p in quiet["reports"])
+    [report] = [Path(p) for p in quiet["reports"] if p.endswith("monitor-drift.report.html")]
+    names = [t["name"] for t in quiet["tasks"]]
+    assert names.count("snapshot labeled_projects") == 1 and "monitor drift" in names
+    assert "rows of mlops_course.labeled_projects; no cutoff: every row." in report.read_text()
 
     # New labeled rows arrive, nearly all MLOps projects: the label mix shifted.
     with duckdb.connect(str(stores / "warehouse.duckdb")) as con:
@@ -53,6 +57,10 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
     assert champion == ("2" if shifted["gate"] == "promote" else "1")
     tasks = [t["name"] for t in shifted["tasks"]]
     assert "compose retraining set" in tasks and "train" in tasks and "roll back champion" not in tasks
+    # One snapshot, cut at the run's as_of, fed monitor and compose: the monitor's report
+    # (the newest run's) shows the cutoff recorded on it.
+    assert tasks.count("snapshot labeled_projects") == 1
+    assert "as_of 2024-01-01T00:00:00Z: rows created before it" in report.read_text()
 
     # The same backfill again: both instants succeeded before, nothing runs, nothing changes.
     again = cli("backfill", "continual", *span, *fast, stores=stores)

@@ -161,7 +161,8 @@ def test_compiled_yaml_passes_the_scheduled_time_and_takes_as_of(tmp_path) -> No
 
     placeholder = dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER
     paths = dict(zip(["mlops", "continual"], compile_all(tmp_path, ["mlops", "continual"]), strict=True))
-    wired = {"mlops": ["comp-extract"], "continual": ["comp-monitor", "comp-compose"]}
+    # continual: only extract takes the time; monitor and compose read its snapshot.
+    wired = {"mlops": ["comp-extract"], "continual": ["comp-extract"]}
     for name, path in paths.items():
         spec = next(yaml.safe_load_all(path.read_text()))
         assert spec["root"]["inputDefinitions"]["parameters"]["as_of"]["defaultValue"] == ""
@@ -169,6 +170,68 @@ def test_compiled_yaml_passes_the_scheduled_time_and_takes_as_of(tmp_path) -> No
             [inputs] = _task_inputs(spec, component)
             assert inputs["scheduled_time"] == {"runtimeValue": {"constant": placeholder}}, (name, component)
             assert inputs["as_of"]["componentInputParameter"].endswith("as_of")
+        for component in ("comp-monitor", "comp-compose"):
+            assert all("scheduled_time" not in i and "as_of" not in i for i in _task_inputs(spec, component))
+
+
+def _artifact_source(spec: dict[str, Any], component: str, name: str) -> tuple[str, str]:
+    """(producer task, output key) of the artifact input `name` of the one task calling
+    `component`, followed up through the DAGs (a dsl.If body gets it from its parent)."""
+    parents: dict[str, dict[str, Any]] = {}  # DAG component -> the task that runs it
+    dags = {"root": spec["root"]["dag"], **{n: c["dag"] for n, c in spec["components"].items() if "dag" in c}}
+    for dag in dags.values():
+        for task in dag["tasks"].values():
+            if task["componentRef"]["name"] in dags:
+                parents[task["componentRef"]["name"]] = task
+    [(dag_name, task)] = [
+        (n, t) for n, d in dags.items() for t in d["tasks"].values() if t["componentRef"]["name"] == component
+    ]
+    source = task["inputs"]["artifacts"][name]
+    while "componentInputArtifact" in source:
+        task = parents[dag_name]
+        source = task["inputs"]["artifacts"][source["componentInputArtifact"]]
+        dag_name = next(n for n, d in dags.items() if task in d["tasks"].values())
+    out = source["taskOutputArtifact"]
+    return out["producerTask"], out["outputArtifactKey"]
+
+
+def test_continual_snapshots_once_and_monitor_and_compose_read_the_snapshot(tmp_path) -> None:
+    from pipelines.compile import compile_all
+
+    [path] = compile_all(tmp_path, ["continual"])  # the cluster build
+    pipe, plat = yaml.safe_load_all(path.read_text())
+    root = pipe["root"]["dag"]["tasks"]
+    # extract runs first, in the root DAG, and is the one task that takes the warehouse.
+    assert root["extract"]["componentRef"]["name"] == "comp-extract"
+    assert root["extract"]["taskInfo"]["name"] == "snapshot labeled_projects"
+    assert root["extract"]["inputs"]["parameters"]["warehouse"] == {"componentInputParameter": "warehouse"}
+    assert root["monitor"]["dependentTasks"] == ["extract"]
+    # The same snapshot feeds monitor and compose (inside the improve branch) ...
+    assert _artifact_source(pipe, "comp-monitor", "dataset") == ("extract", "dataset")
+    assert _artifact_source(pipe, "comp-compose", "dataset") == ("extract", "dataset")
+    # ... and compose's retraining set feeds the nested mlops pipeline.
+    assert _artifact_source(pipe, "comp-train-and-promote", "dataset") == ("compose", "retraining_set")
+    for component in ("comp-monitor", "comp-compose"):
+        declared = pipe["components"][component]["inputDefinitions"]
+        assert set(declared["artifacts"]) == {"dataset"}
+        assert declared["artifacts"]["dataset"]["artifactType"]["schemaTitle"] == "system.Dataset"
+        assert not {"warehouse", "schema", "table", "as_of", "scheduled_time"} & set(declared["parameters"])
+        [inputs] = _task_inputs(pipe, component)
+        assert "warehouse" not in inputs and "tracking_uri" in inputs
+    # The pipeline's own parameters are those callers (backfill, the watcher) pass.
+    assert {"warehouse", "tracking_uri", "as_of", "policy_json"} <= set(
+        pipe["root"]["inputDefinitions"]["parameters"]
+    )
+    # No warehouse credentials outside extract; MLflow's for monitor and compose (the registry).
+    executors = plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secrets = {
+        label: {e["secretNameParameter"]["runtimeValue"]["constant"] for e in config.get("secretAsEnv", [])}
+        for label, config in executors.items()
+    }
+    assert "bigquery-credentials" in secrets["exec-extract"]
+    for label in ("exec-monitor", "exec-compose"):
+        assert secrets[label] == {"mlflow-credentials"}, label
+        assert "secretAsVolume" not in executors[label]
 
 
 def test_the_local_builds_carry_no_time_placeholder(tmp_path) -> None:

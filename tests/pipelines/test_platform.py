@@ -103,7 +103,9 @@ def test_warehouse_steps_get_warehouse_credentials_and_stores_only(tmp_path: Pat
     assert "retryPolicy" not in _tasks_by_name(spec)[step]
 
 
-@pytest.mark.parametrize("step", ["optimize", "study_summary", "train", "evaluate", "promote"])
+@pytest.mark.parametrize(
+    "step", ["optimize", "study_summary", "train", "evaluate", "promote", "monitor", "compose", "rollback"]
+)
 def test_mlflow_steps_get_mlflow_credentials_and_stores_only(tmp_path: Path, step: str) -> None:
     spec, _ = _compile(tmp_path, [step])
     config = _executors(spec)[step]

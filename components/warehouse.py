@@ -152,42 +152,112 @@ def bigquery_client(wh: WarehouseURI) -> Any:
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write `df` as a parquet file with DuckDB's writer. No index is stored.
+    """Write `df` as one parquet file (snappy, no index) with fastparquet; returns the path.
 
-    The step images carry no pyarrow (~150 MB): DuckDB writes and :func:`read_parquet`
-    reads every parquet dataset, and a frame read back equals the frame written (same
-    dtypes, so the same data version).
+    Parquet datasets are what the steps hand each other. fastparquet writes and
+    :func:`read_parquet` reads them in every image, so the train and optimize images need
+    neither pyarrow (~150 MB) nor DuckDB (~70 MB); a frame read back equals the frame
+    written (same dtypes, so the same data version). The file appears whole or not at all:
+    it is written beside its final name and renamed into place.
     """
-    import duckdb
+    import fastparquet
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect() as con:  # in memory: nothing of the warehouse is touched
-        con.from_df(df.reset_index(drop=True)).write_parquet(str(out))
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        fastparquet.write(str(partial), df.reset_index(drop=True), write_index=False, compression="SNAPPY")
+        partial.replace(out)
+    except (ValueError, TypeError) as exc:  # a column fastparquet cannot store
+        mixed = [str(c) for c in df.columns if df[c].dtype == object and not _all_text(df[c])]
+        cause = f"column(s) {', '.join(mixed)} hold values that are not text" if mixed else exc
+        raise WarehouseError(f"cannot write {out} as parquet: {cause}") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return out
 
 
-def read_parquet(path: str | Path) -> pd.DataFrame:
-    """Read a parquet dataset (one file, or a folder of ``*.parquet`` files at any depth)
-    into pandas with DuckDB, without pyarrow. Columns convert as in :func:`read_table`
-    (an integer column with nulls is ``Int64``, where pandas with pyarrow gives float64).
-    """
-    import duckdb
+def _all_text(column: pd.Series) -> bool:
+    return bool(column.dropna().map(lambda v: isinstance(v, str)).all())
 
+
+def parquet_files(path: str | Path) -> list[str]:
+    """The files of a parquet dataset: `path` itself, or the ``*.parquet`` files at any depth
+    of the folder `path` (sorted); a clear error when there are none."""
     src = Path(path)
     if src.is_dir():
         files = sorted(str(f) for f in src.rglob("*.parquet") if f.is_file())
         if not files:
             raise WarehouseError(f"no parquet files in the folder {src}")
-    elif src.is_file():
-        files = [str(src)]
-    else:
-        raise WarehouseError(f"parquet dataset not found: {src}")
-    with duckdb.connect() as con:  # in memory: nothing of the warehouse is touched
+        return files
+    if src.is_file():
+        return [str(src)]
+    raise WarehouseError(f"parquet dataset not found: {src}")
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a parquet dataset (one file, or a folder of ``*.parquet`` files at any depth)
+    into pandas with fastparquet, without pyarrow or DuckDB.
+
+    Columns convert as in :func:`read_table`: text is pandas' ``str`` dtype, an integer
+    column with nulls is ``Int64`` (where pandas with pyarrow gives float64).
+    """
+    import fastparquet
+
+    files = parquet_files(path)
+    parts = []
+    for file in files:
         try:
-            return con.read_parquet(files).df()
-        except duckdb.Error as exc:
-            raise WarehouseError(f"cannot read {src} as parquet: {exc}") from None
+            parquet = fastparquet.ParquetFile(file)
+            part = parquet.to_pandas()
+        except Exception as exc:  # fastparquet raises many types for a file that is not parquet
+            raise WarehouseError(f"cannot read {file} as parquet: {type(exc).__name__}: {exc}") from None
+        # fastparquet gives text as object columns; the warehouse readers give pandas' str.
+        text = [c for c in part.columns if part[c].dtype == object and _is_text(parquet, c)]
+        parts.append(part.astype(dict.fromkeys(text, "str")))
+    if len(parts) == 1:
+        return parts[0].reset_index(drop=True)
+    import pandas as pd
+
+    return pd.concat(parts, ignore_index=True)
+
+
+def _is_text(parquet: Any, column: str) -> bool:
+    """Whether `column` of a fastparquet file holds UTF-8 strings (converted type UTF8 or
+    logical type STRING), as opposed to bytes, JSON or nested values."""
+    element = parquet.schema.schema_element(column)
+    logical = getattr(element, "logicalType", None)
+    return element.converted_type == 0 or getattr(logical, "STRING", None) is not None
+
+
+# Where :func:`parquet_view` shows a parquet dataset to DuckDB.
+PARQUET_SCHEMA = "artifact"
+PARQUET_VIEW = "dataset"
+
+
+@contextmanager
+def parquet_view(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection in which the parquet dataset at `path` is the view
+    ``artifact.dataset``, for steps that work on it in DuckDB (ge_validate streams it in
+    bounded chunks, as it does warehouse tables). Its rows convert to pandas as
+    :func:`read_parquet`'s do, so :func:`duckdb_table_version` of the view equals
+    ``frame_version(read_parquet(path))``.
+    """
+    import duckdb
+
+    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in parquet_files(path))
+    con = duckdb.connect(config={"memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT})
+    try:
+        con.execute(f"create schema {PARQUET_SCHEMA}")
+        # Creating the view reads every file's footer: a file that is not parquet fails here.
+        con.execute(f"create view {PARQUET_SCHEMA}.{PARQUET_VIEW} as select * from read_parquet([{listing}])")
+    except duckdb.Error as exc:
+        con.close()
+        raise WarehouseError(f"cannot read {path} as parquet: {exc}") from None
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def frame_version(df: pd.DataFrame) -> str:

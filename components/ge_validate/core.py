@@ -44,17 +44,18 @@ from typing import TYPE_CHECKING, Any
 from components.artifacts import read_table_ref
 from components.paths import project_dir
 from components.warehouse import (
+    PARQUET_SCHEMA,
+    PARQUET_VIEW,
     STREAM_VECTORS,
     VECTOR_ROWS,
     WarehouseError,
     duckdb_connect,
     duckdb_table_exists,
     duckdb_table_version,
-    frame_version,
     ident,
     iter_chunks,
+    parquet_view,
     parse_uri,
-    read_parquet,
     read_table,
 )
 
@@ -625,11 +626,13 @@ def validate_table(
 
 
 def load_input(path: str | Path) -> pd.DataFrame:
-    """Read a step's input: a table reference (JSON) from its warehouse, or parquet (file or dir)."""
+    """Read a step's input whole: a table reference (JSON) from its warehouse, or parquet
+    (file or dir) through DuckDB, as :func:`validate_input` sees it."""
     ref = read_table_ref(path)
     if ref is not None:
         return read_table(ref.warehouse, ref.schema, ref.table)
-    return read_parquet(path)
+    with parquet_view(path) as con:
+        return con.execute(f"select * from {PARQUET_SCHEMA}.{PARQUET_VIEW}").df()
 
 
 def validate_input(
@@ -645,6 +648,8 @@ def validate_input(
 
     A reference is validated in its warehouse (pushed down on BigQuery); its recorded
     data version is kept so the report joins the lineage of the step that wrote it.
+    Parquet is validated in DuckDB like a DuckDB table, never held whole; its data version
+    is the one extract recorded for it (``frame_version`` of the frame it wrote).
     """
     ref = read_table_ref(path)
     if ref is not None:
@@ -659,16 +664,19 @@ def validate_input(
             project_root=project_root,
             chunk_rows=chunk_rows,
         )
-    df = load_input(path)
-    return validate_frame(
-        df,
-        suite,
-        data_docs_path=data_docs_path,
-        raise_on_failure=raise_on_failure,
-        source=str(path),
-        data_version=frame_version(df),
-        project_root=project_root,
-    )
+    # Parquet: streamed through DuckDB like a warehouse table, in chunks of `chunk_rows`.
+    with parquet_view(path) as con:
+        summary = validate_duckdb_table(
+            con,
+            PARQUET_SCHEMA,
+            PARQUET_VIEW,
+            suite,
+            chunk_rows=chunk_rows,
+            source=str(path),
+            project_root=project_root,
+        )
+        summary.data_version = duckdb_table_version(con, PARQUET_SCHEMA, PARQUET_VIEW)[1]
+    return _finish(summary, data_docs_path, raise_on_failure)
 
 
 # --- results ---------------------------------------------------------------------------

@@ -31,7 +31,15 @@ from components.ge_validate.core import (
     validate_table,
 )
 from components.paths import project_dir
-from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, frame_version, read_table
+from components.warehouse import (
+    RAW_SCHEMA,
+    WarehouseError,
+    duckdb_connect,
+    frame_version,
+    read_parquet,
+    read_table,
+    write_parquet,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = {
@@ -517,6 +525,25 @@ def test_streamed_failure_raises_naming_expectation_column_and_count(
     )
     assert err.value.summary.data_version == "v1"
     assert "2388 unexpected" in _assert_self_contained(docs)
+
+
+def test_parquet_is_streamed_like_a_table(large_warehouse: Path, tmp_path: Path) -> None:
+    # extract's dataset of the 4,775-row join, validated in chunks of one vector without
+    # being read whole: the data version is the one extract records for what it wrote, and
+    # a project leaked under a new id in the last chunk is found as in the table.
+    df = read_table(f"duckdb:///{large_warehouse}", RAW_SCHEMA, "labeled_projects")
+    path = write_parquet(df, tmp_path / "dataset")
+    summary = validate_input(path, "labeled_projects", chunk_rows=CHUNK)
+    assert summary.success, summary.message()
+    assert summary.rows == 4775
+    assert summary.data_version == frame_version(df) == frame_version(read_parquet(path))
+
+    leaked = pd.concat([df, df.iloc[[5]].assign(id=df["id"].max() + 1)], ignore_index=True)
+    write_parquet(leaked, path)
+    with pytest.raises(
+        ValidationFailed, match=r"expect_compound_columns_to_be_unique\(title, description\): 2 unexpected"
+    ):
+        validate_input(path, "labeled_projects", chunk_rows=CHUNK)
 
 
 def test_a_table_of_one_chunk_is_one_frame(large_warehouse: Path) -> None:

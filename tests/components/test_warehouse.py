@@ -1,15 +1,18 @@
-"""Warehouse helpers on real DuckDB: the streamed data version, the connection settings and
-the parquet reader and writer the step images use instead of pyarrow."""
+"""Warehouse helpers on real DuckDB: the streamed data version, the connection settings, and
+the parquet datasets the steps hand each other (fastparquet, no pyarrow; a DuckDB view)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from components.warehouse import (
     DEFAULT_MEMORY_LIMIT,
     MEMORY_LIMIT_ENV,
+    PARQUET_SCHEMA,
+    PARQUET_VIEW,
     TEMP_DIR_ENV,
     WarehouseError,
     duckdb_connect,
@@ -17,6 +20,7 @@ from components.warehouse import (
     duckdb_table_version,
     frame_version,
     iter_chunks,
+    parquet_view,
     read_parquet,
     read_table,
     table_version,
@@ -113,7 +117,7 @@ def test_parquet_round_trip_keeps_the_frame_and_its_data_version(warehouse: Path
     pd.testing.assert_frame_equal(ours, df)
     assert frame_version(ours) == frame_version(df)
     # pandas with pyarrow (the dev environment, a notebook) reads the same values; it turns
-    # the integer column with a null into float64, which is why the steps read with DuckDB.
+    # the integer column with a null into float64, where the warehouse readers give Int64.
     theirs = pd.read_parquet(path)
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
     assert str(ours["id"].dtype) == "Int64" and str(theirs["id"].dtype) == "float64"
@@ -129,6 +133,33 @@ def test_parquet_folder_is_read_whole(warehouse: Path, tmp_path: Path) -> None:
     assert frame_version(got) == frame_version(df)
 
 
+def test_a_failed_write_leaves_the_previous_file_whole(warehouse: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    df = read_table(f"duckdb:///{warehouse}", "s", "t")
+    path = write_parquet(df, tmp_path / "out" / "t.parquet")
+    bad = pd.DataFrame({"id": [1, 2], "payload": [object(), "text"]})
+    with pytest.raises(
+        WarehouseError,
+        match=r"cannot write .*t\.parquet as parquet: column\(s\) payload hold values that are not text",
+    ):
+        write_parquet(bad, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t.parquet"]  # no partial file left
+    pd.testing.assert_frame_equal(read_parquet(path), df)
+
+
+def test_parquet_view_streams_the_dataset_with_its_data_version(warehouse: Path, tmp_path: Path) -> None:
+    # ge_validate works on a parquet dataset in DuckDB (chunk by chunk, as on a table): the
+    # view's rows and version are those of the frame written (nulls in some chunks only).
+    df = read_table(f"duckdb:///{warehouse}", "s", "t")
+    write_parquet(df.iloc[:3000], tmp_path / "ds" / "part-0.parquet")
+    write_parquet(df.iloc[3000:], tmp_path / "ds" / "part-1.parquet")
+    with parquet_view(tmp_path / "ds") as con:
+        assert duckdb_table_version(con, PARQUET_SCHEMA, PARQUET_VIEW) == (ROWS, frame_version(df))
+        got = con.execute(f"select * from {PARQUET_SCHEMA}.{PARQUET_VIEW} order by created_on").df()
+    pd.testing.assert_frame_equal(got, df)
+
+
 @pytest.mark.parametrize("case", ["missing", "empty folder", "not parquet"])
 def test_unreadable_parquet_is_named(tmp_path: Path, case: str) -> None:
     path = tmp_path / "data"
@@ -138,3 +169,5 @@ def test_unreadable_parquet_is_named(tmp_path: Path, case: str) -> None:
         path.write_text("id,title\n1,a\n")
     with pytest.raises(WarehouseError, match=str(path)):
         read_parquet(path)
+    with pytest.raises(WarehouseError, match=str(path)), parquet_view(path):
+        pass

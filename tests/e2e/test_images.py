@@ -22,14 +22,16 @@ pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 # What a task imports in each image: kfp's executor (run through components.executor) and
 # the step's own code. The component declarations (component.py) are compile-time only.
 _TASK = "kfp.dsl.executor_main, components.executor"
+# MLflow's sqlite tracking store (the embedded default, mounted into docker runs).
+_MLFLOW_SQLITE = "mlflow.store.tracking.sqlalchemy_store, mlflow.store.model_registry.sqlalchemy_store"
 ENTRY = {
     "airbyte_sync": f"{_TASK}, components.airbyte_sync.client, components.airbyte_sync.embedded, tagifai.datasets",
     "ge_validate": f"{_TASK}, components.ge_validate.core",
     "dbt_transform": f"{_TASK}, components.dbt_transform.core",
     "extract": f"{_TASK}, components.extract.core, components.publish.core",
-    "optimize": f"{_TASK}, components.optimize.core, components.study_summary.core",
+    "optimize": f"{_TASK}, components.optimize.core, components.study_summary.core, {_MLFLOW_SQLITE}",
     "train": f"{_TASK}, components.train.core, components.evaluate.core, components.promote.core, "
-    "components.monitor.core, components.compose.core, components.rollback.core",
+    f"components.monitor.core, components.compose.core, components.rollback.core, {_MLFLOW_SQLITE}",
 }
 
 
@@ -56,11 +58,27 @@ def test_image_imports_kfp_and_its_step_and_runs_as_non_root(docker_images, step
 
 @pytest.mark.parametrize("step", [s for s in STEPS if s != "dbt_transform"])
 def test_the_step_images_carry_no_pyarrow(docker_images, step) -> None:
-    # DuckDB writes and reads the parquet datasets and BigQuery rows come as records: the
+    # fastparquet writes and reads the parquet datasets and BigQuery rows come as records: the
     # images stay lean without pyarrow (~150 MB). dbt-bigquery brings it into dbt_transform's.
     # The run-all test below proves the pipelines still work on them.
     code = "import importlib.util as u; print(u.find_spec('pyarrow') is None)"
     assert _python_in(docker_images[step], code).strip() == "True", f"pyarrow is back in the {step} image"
+
+
+@pytest.mark.parametrize("step", ["optimize", "train"])
+def test_the_model_images_carry_no_warehouse_client(docker_images, step) -> None:
+    # Their steps take parquet datasets (continual snapshots the warehouse with extract), so
+    # neither DuckDB (~70 MB) nor the BigQuery client with gRPC (~26 MB) is in them.
+    code = (
+        "import importlib.util as u\n"
+        "def has(m):\n"
+        "    try:\n"
+        "        return u.find_spec(m) is not None\n"
+        "    except ModuleNotFoundError:\n"
+        "        return False\n"
+        "print([m for m in ('duckdb', 'google.cloud.bigquery', 'grpc') if has(m)])"
+    )
+    assert _python_in(docker_images[step], code).strip() == "[]"
 
 
 @pytest.mark.parametrize("step", [s for s in STEPS if s != SDK_STEP])
@@ -124,3 +142,20 @@ def test_run_all_on_the_images_matches_the_local_run(
     logs = "".join(Path(p["log_file"]).read_text() for p in docker["pipelines"])
     assert "pip install" not in logs and "Successfully installed" not in logs
     assert "Found image" in logs  # the tasks really ran in containers
+
+
+def test_continual_on_the_images_snapshots_then_improves(
+    docker_images, tmp_path, madewithml_dir, pipelines_cli
+) -> None:
+    # The continual pipeline's improve branch on the images: extract snapshots the table,
+    # monitor and compose read that snapshot on the train image (which holds no warehouse
+    # client), and train_and_promote trains on compose's retraining set. No champion yet:
+    # the monitor answers improve and the new model becomes the first champion.
+    stores = tmp_path / "stores"
+    pipelines_cli("run", "dataops", "--docker", "--source", str(madewithml_dir), stores=stores)
+    out = pipelines_cli("run", "continual", "--docker", "--trials", "2", "--workers", "1", stores=stores)
+    done = {t["name"] for t in out["tasks"] if t["status"] == "SUCCEEDED"}
+    assert {"snapshot labeled_projects", "monitor drift", "compose retraining set", "train"} <= done
+    assert out["decision"] == "improve"
+    assert out["champion_version"] == out["model_version"] == "1"
+    assert out["test_f1"] > 0.5

@@ -43,8 +43,45 @@ def test_runtime_requirements_are_the_base_ones_without_the_sdk(project: dict) -
 def test_extras_resolve_their_self_references(project: dict) -> None:
     req = _load("requirements")
     train = req.requirements(project, "train")
-    assert "duckdb>=1.1" in train and not any(r.startswith("kfp-mlops") for r in train)
-    assert not any(req.name_of(r) == "pyarrow" for r in train + req.requirements(project, "gx"))
+    assert "fastparquet>=2024.11" in train and not any(r.startswith("kfp-mlops") for r in train)
+    assert {"duckdb", "fastparquet", "google-cloud-bigquery"} <= {
+        req.name_of(r) for r in req.requirements(project, "extract")
+    }
+
+
+# The extra each image installs (images/<step>/Dockerfile).
+EXTRA = {
+    "airbyte_sync": "airbyte",
+    "ge_validate": "gx",
+    "dbt_transform": "dbt",
+    "extract": "extract",
+    "optimize": "optimize",
+    "train": "train",
+}
+
+
+def test_the_model_images_hold_no_warehouse_client_and_only_their_own_tools(project: dict) -> None:
+    # train and optimize read and write parquet datasets only (continual snapshots the
+    # warehouse with extract first): no DuckDB, no BigQuery client, no pyarrow. Optuna is
+    # optimize's alone, skops (model files) train's alone.
+    req = _load("requirements")
+    names = {step: {req.name_of(r) for r in req.requirements(project, EXTRA[step])} for step in EXTRA}
+    for step in ("train", "optimize"):
+        assert not names[step] & {"duckdb", "google-cloud-bigquery", "pyarrow"}, step
+        assert {"fastparquet", "scikit-learn", "mlflow-skinny"} <= names[step], step
+    assert "optuna" in names["optimize"] and "optuna" not in names["train"]
+    assert "skops" in names["train"] and "skops" not in names["optimize"]
+    assert {"sqlalchemy", "alembic"} <= names["train"]  # MLflow's sqlite tracking store
+    assert not any("pyarrow" in names[step] for step in EXTRA)
+    # Only the steps that write or read datasets with pandas carry fastparquet.
+    assert {step for step in EXTRA if "fastparquet" in names[step]} == {"extract", "optimize", "train"}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_each_image_installs_its_own_extra(step: str) -> None:
+    own = (ROOT / "images" / step / "Dockerfile").read_text().split("# This step's own dependencies", 1)[1]
+    assert re.findall(r"requirements\.py (\w+) ", own)[0] == EXTRA[step]
+    assert f"(the `{EXTRA[step]}` extra)" in own
 
 
 def _sections(step: str) -> tuple[str, str]:

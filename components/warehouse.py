@@ -100,10 +100,12 @@ def duckdb_settings(path: str | Path) -> dict[str, str | bool | int | float | li
     that opens the warehouse uses these (dbt-duckdb through ``dbt_transforms/profiles.yml``).
     """
     temp = os.environ.get(TEMP_DIR_ENV) or str(Path(path).expanduser().resolve().parent / "duckdb_tmp")
-    return {
-        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
-        "temp_directory": temp,
-    }
+    return {"memory_limit": duckdb_memory_limit(), "temp_directory": temp}
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's ``memory_limit`` for every connection: ``KFP_MLOPS_DUCKDB_MEMORY_LIMIT`` or 512MB."""
+    return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
 
 
 @contextmanager
@@ -203,10 +205,10 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
     column with nulls is ``Int64`` (where pandas with pyarrow gives float64).
     """
     import fastparquet
+    import pandas as pd
 
-    files = parquet_files(path)
     parts = []
-    for file in files:
+    for file in parquet_files(path):
         try:
             parquet = fastparquet.ParquetFile(file)
             part = parquet.to_pandas()
@@ -215,10 +217,6 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
         # fastparquet gives text as object columns; the warehouse readers give pandas' str.
         text = [c for c in part.columns if part[c].dtype == object and _is_text(parquet, c)]
         parts.append(part.astype(dict.fromkeys(text, "str")))
-    if len(parts) == 1:
-        return parts[0].reset_index(drop=True)
-    import pandas as pd
-
     return pd.concat(parts, ignore_index=True)
 
 
@@ -246,7 +244,7 @@ def parquet_view(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     import duckdb
 
     listing = ", ".join("'" + f.replace("'", "''") + "'" for f in parquet_files(path))
-    con = duckdb.connect(config={"memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT})
+    con = duckdb.connect(config={"memory_limit": duckdb_memory_limit()})
     try:
         con.execute(f"create schema {PARQUET_SCHEMA}")
         # Creating the view reads every file's footer: a file that is not parquet fails here.

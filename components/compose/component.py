@@ -39,11 +39,9 @@ def compose(
             snapshot's metadata: table, as_of, as_of_source, as_of_note.
     """
     from components.compose.core import compose as compose_rows
-    from components.cutoff import Cutoff
-    from components.monitor.core import DEFAULT_TABLE
+    from components.monitor.core import snapshot_origin
 
-    window = Cutoff.from_metadata(dataset.metadata)
-    table = str(dataset.metadata.get("table") or DEFAULT_TABLE)
+    table, window = snapshot_origin(dataset.metadata)
     print(f"snapshot of {table}: {window.note}")
     out = compose_rows(
         dataset.path,

@@ -56,7 +56,6 @@ from components.warehouse import (
     iter_chunks,
     parquet_view,
     parse_uri,
-    read_table,
 )
 
 if TYPE_CHECKING:
@@ -623,16 +622,6 @@ def validate_table(
         )
         summary.data_version = data_version or duckdb_table_version(con, schema, table)[1]
     return _finish(summary, data_docs_path, raise_on_failure)
-
-
-def load_input(path: str | Path) -> pd.DataFrame:
-    """Read a step's input whole: a table reference (JSON) from its warehouse, or parquet
-    (file or dir) through DuckDB, as :func:`validate_input` sees it."""
-    ref = read_table_ref(path)
-    if ref is not None:
-        return read_table(ref.warehouse, ref.schema, ref.table)
-    with parquet_view(path) as con:
-        return con.execute(f"select * from {PARQUET_SCHEMA}.{PARQUET_VIEW}").df()
 
 
 def validate_input(

@@ -41,13 +41,11 @@ def monitor(
     """
     from pathlib import Path
 
-    from components.cutoff import Cutoff
-    from components.monitor.core import DEFAULT_TABLE, render_html, render_markdown
     from components.monitor.core import monitor as run_monitor
+    from components.monitor.core import render_html, render_markdown, snapshot_origin
     from tagifai.drift import DriftPolicy
 
-    window = Cutoff.from_metadata(dataset.metadata)
-    table = str(dataset.metadata.get("table") or DEFAULT_TABLE)
+    table, window = snapshot_origin(dataset.metadata)
     print(f"snapshot of {table}: {window.note}")
     out = run_monitor(
         dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), table=table, cutoff=window

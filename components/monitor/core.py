@@ -22,7 +22,7 @@ import html
 import json
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,6 +342,11 @@ class Monitoring:
 def _live(model: Any, labeled: pd.DataFrame, version: str, baseline: float | None) -> LiveF1 | None:
     f1, rows = live_f1(model, labeled)
     return None if rows == 0 or not math.isfinite(f1) else LiveF1(version, f1, baseline, rows)
+
+
+def snapshot_origin(metadata: Mapping[str, Any]) -> tuple[str, Cutoff]:
+    """The table (``schema.table``) and the cutoff that extract recorded on its snapshot."""
+    return str(metadata.get("table") or DEFAULT_TABLE), Cutoff.from_metadata(metadata)
 
 
 def read_snapshot(path: str | Path, table: str = DEFAULT_TABLE) -> pd.DataFrame:

@@ -23,7 +23,6 @@ from components.ge_validate.core import (
     ValidationSummary,
     bigquery_batch_spec,
     build_suite,
-    load_input,
     plan_stream,
     suite_config,
     validate_frame,
@@ -276,7 +275,7 @@ def test_duckdb_table_through_a_table_ref(table: str, duckdb_warehouse: Path, tm
     ref = TableRef(f"duckdb:///{duckdb_warehouse}", RAW_SCHEMA, table, 955, data_version="v-airbyte")
     artifact = _write_ref(tmp_path / "ref.json", ref)
 
-    frame = load_input(artifact)
+    frame = read_table(ref.warehouse, ref.schema, ref.table)
     assert len(frame) == 955
     assert list(frame.columns) == [
         "_airbyte_raw_id",
@@ -318,7 +317,7 @@ def test_parquet_file_and_directory(frames: dict[str, pd.DataFrame], tmp_path: P
     labeled.iloc[500:].to_parquet(folder / "part-1.parquet")
 
     for path in (file, folder):
-        assert len(load_input(path)) == 955
+        assert len(read_parquet(path)) == 955
         summary = validate_input(path, "labeled_projects")
         assert summary.success, summary.message()
         assert (summary.rows, summary.source, len(summary.data_version)) == (955, str(path), 16)

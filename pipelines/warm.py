@@ -41,9 +41,10 @@ ENV_SWITCH = "KFP_MLOPS_WARM"
 # Imported once by the fork server (by what the pipelines' steps import); a module that fails
 # to import is skipped (multiprocessing ignores ImportError in preloads) and is then imported
 # by the task itself, as before.
-_BASE = ("kfp.dsl.executor_main", "pandas", "duckdb", "fastparquet", "components.warehouse")
+_BASE = ("kfp.dsl.executor_main", "pandas", "duckdb", "components.warehouse")
 _GX = ("great_expectations",)
 _ML = (
+    "fastparquet",  # the datasets extract writes and the model steps read
     "scipy.stats",
     "sklearn.feature_extraction.text",
     "sklearn.linear_model",

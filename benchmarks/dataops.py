@@ -1,6 +1,7 @@
 """DataOps benchmark: wall time, per-task seconds and peak RSS of the whole pipeline by size.
 
-Usage: python benchmarks/dataops.py [--rows 100000 1000000] [--with-10m] [--work DIR] [--keep]
+Usage: python benchmarks/dataops.py [--rows 100000 1000000] [--with-10m] [--order argo sequential]
+                                   [--work DIR] [--keep]
 
 For each size the sample source is generated once into ``<work>/sources/`` (timed on its own,
 reused by later runs), then ``python -m pipelines run dataops --local --json`` runs in a
@@ -9,6 +10,11 @@ CLI process and every descendant (the task subprocesses), sampled every 0.2 s: t
 their sum and the peak of any single process. CPU seconds (user + sys of the whole tree) and
 the load average are printed beside the wall time: other work on the machine inflates wall
 times, not CPU seconds.
+
+``--order`` runs each size in Argo's order (the default of local runs: each task as soon as
+its own upstreams succeeded, so the two syncs and a validation beside the other sync
+overlap, taking turns at the DuckDB file) and/or one task at a time (``--sequential``), and
+prints both wall times.
 
 Goals (from the issue): up to 1M rows in under 60 s, and peak RSS under 2 GB at every size
 (10M rows must stay bounded). A missed goal is printed and makes the exit status 1.
@@ -55,6 +61,7 @@ _REDIRECTS = ("KFP_MLOPS_STORES", "WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "OPTUN
 @dataclass
 class Figures:
     rows: int
+    order: str = "argo"
     generate_s: float | None = None  # None: the source was already cached
     status: str = ""
     exit_code: int | None = None
@@ -174,6 +181,7 @@ def run_pipeline(source: Path, stores: Path, figures: Figures) -> None:
         "--stores",
         str(stores),
         "--json",
+        *(["--sequential"] if figures.order == "sequential" else []),
     ]
     env = {k: v for k, v in os.environ.items() if k not in _REDIRECTS}
     figures.load_before = os.getloadavg()[0]
@@ -263,6 +271,7 @@ def check_goals(f: Figures) -> None:
 def report_one(f: Figures) -> None:
     gen = "cached" if f.generate_s is None else f"{f.generate_s:.1f} s (not in wall)"
     print(f"  rows            : {f.rows:,} (published {f.rows_published})")
+    print(f"  order           : {f.order}")
     print(f"  status          : {f.status} (exit {f.exit_code})")
     print(f"  source          : {gen}")
     print(f"  wall            : {f.wall_s:.1f} s (CPU {f.cpu_s:.1f} s user+sys over the process tree)")
@@ -294,6 +303,7 @@ TASK_COLUMNS = (
 def table(results: list[Figures]) -> str:
     head = [
         "rows",
+        "order",
         "status",
         "wall s",
         "CPU s",
@@ -309,6 +319,7 @@ def table(results: list[Figures]) -> str:
         rows.append(
             [
                 f"{f.rows:,}",
+                f.order,
                 f.status,
                 f"{f.wall_s:.1f}",
                 f"{f.cpu_s:.1f}",
@@ -331,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-10m", action="store_true", help="also run 10,000,000 rows (slow)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cached sources and the stores")
     ap.add_argument("--keep", action="store_true", help="keep each size's stores folder")
+    ap.add_argument(
+        "--order",
+        nargs="+",
+        choices=["argo", "sequential"],
+        default=["argo", "sequential"],
+        help="task order(s) to run each size in (default: both)",
+    )
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys(args.rows + ([10_000_000] if args.with_10m else [])))
     if any(n < 1 for n in sizes):
@@ -343,20 +361,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = []
     for rows in sizes:
-        print(f"\n== {rows:,} rows", flush=True)
-        figures = Figures(rows=rows)
-        source, figures.generate_s = ensure_source(work, rows)
-        stores = work / f"stores-{rows}"
-        run_pipeline(source, stores, figures)
-        check_goals(figures)
-        report_one(figures)
-        results.append(figures)
-        if not args.keep:
-            shutil.rmtree(stores, ignore_errors=True)
+        for order in dict.fromkeys(args.order):
+            print(f"\n== {rows:,} rows, {order} order", flush=True)
+            figures = Figures(rows=rows, order=order)
+            source, figures.generate_s = ensure_source(work, rows)
+            stores = work / f"stores-{rows}-{order}"
+            run_pipeline(source, stores, figures)
+            check_goals(figures)
+            report_one(figures)
+            results.append(figures)
+            if not args.keep:
+                shutil.rmtree(stores, ignore_errors=True)
     print("\n" + table(results))
     missed = [f for f in results if f.misses]
     if missed:
-        print(f"\nGOAL MISSED for {', '.join(f'{f.rows:,}' for f in missed)} rows (see above)")
+        print(f"\nGOAL MISSED for {', '.join(f'{f.rows:,} ({f.order})' for f in missed)} rows (see above)")
         return 1
     print("\nall goals met")
     return 0

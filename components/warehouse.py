@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,19 +110,66 @@ def duckdb_memory_limit() -> str:
 
 
 @contextmanager
-def duckdb_connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open a DuckDB file (creating its folder) with :func:`duckdb_settings`, closing it even on error."""
-    import duckdb
+def duckdb_connect(
+    path: str | Path, read_only: bool = False, purpose: str = "", wait_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a DuckDB file (creating its folder) with :func:`duckdb_settings`, closing it even on error.
+
+    The open waits for its turn (:mod:`components.warehouse_lock`: one writer or many
+    readers), so tasks that overlap, as Argo runs them, take turns instead of failing on
+    DuckDB's file lock; a process outside the project that holds DuckDB's own lock is
+    waited for within the same bound.
+
+    Args:
+        path: The DuckDB file.
+        read_only: Open for reading (a shared turn) instead of writing (an exclusive one).
+        purpose: What the connection is for, shown to a process that waits for it.
+        wait_s: Longest wait for the turn (default ``KFP_MLOPS_WAREHOUSE_LOCK_TIMEOUT``).
+
+    Raises:
+        WarehouseError: The file does not exist (for reading) or stayed busy; the message
+            names who holds it.
+    """
+    from components import warehouse_lock
 
     p = Path(path)
     if read_only and not p.exists():
         raise WarehouseError(f"DuckDB warehouse {p} does not exist (run the dataops pipeline first)")
     p.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(p), read_only=read_only, config=duckdb_settings(p))
+    what = purpose or ("read" if read_only else "write")
+    limit = warehouse_lock.timeout_s() if wait_s is None else wait_s
+    started = time.monotonic()
     try:
-        yield con
-    finally:
-        con.close()
+        with warehouse_lock.turn(p, write=not read_only, purpose=what, wait_s=limit):
+            con = _open_duckdb(p, read_only, limit - (time.monotonic() - started))
+            try:
+                yield con
+            finally:
+                con.close()
+    except warehouse_lock.WarehouseBusy as exc:
+        raise WarehouseError(str(exc)) from None
+
+
+def _open_duckdb(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retried while another process holds DuckDB's own file lock."""
+    import duckdb
+
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=duckdb_settings(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() + delay > deadline:
+                # DuckDB's message names the conflicting process (its PID).
+                raise WarehouseError(
+                    f"DuckDB warehouse {path} is locked by a process outside the project's turns: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def duckdb_table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -138,7 +186,7 @@ def read_table(uri: str, schema: str, table: str, bq_client: Any = None) -> pd.D
     ident(schema)
     ident(table)
     if wh.kind == "duckdb":
-        with duckdb_connect(wh.path, read_only=True) as con:
+        with duckdb_connect(wh.path, read_only=True, purpose=f"read {schema}.{table}") as con:
             if not duckdb_table_exists(con, schema, table):
                 raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")
             return con.execute(f'select * from "{schema}"."{table}"').df()
@@ -334,7 +382,7 @@ def table_version(uri: str, schema: str, table: str) -> tuple[int, str]:
     wh = parse_uri(uri)
     if wh.kind != "duckdb":
         raise WarehouseError(f"table_version reads DuckDB warehouses, not {uri!r}")
-    with duckdb_connect(wh.path, read_only=True) as con:
+    with duckdb_connect(wh.path, read_only=True, purpose=f"hash {schema}.{table}") as con:
         if not duckdb_table_exists(con, schema, table):
             raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")
         return duckdb_table_version(con, schema, table)

@@ -61,6 +61,8 @@ class RunResult:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: list[str] = field(default_factory=list)
     error: str = ""
+    # "argo": each task as soon as its upstreams succeeded; "sequential": kfp.local's order.
+    order: str = "argo"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -258,9 +260,20 @@ def run(
     docker_mounts: dict[str, bool] | None = None,
     verbose: bool = False,
     progress: Progress | None = None,
+    sequential: bool | None = None,
 ) -> RunResult:
-    """Run `pipeline_func` with `arguments` locally; never raises for a failed task."""
+    """Run `pipeline_func` with `arguments` locally; never raises for a failed task.
+
+    Tasks start in Argo's order (:mod:`pipelines.scheduler`: each as soon as its own
+    upstream tasks succeeded), unless `sequential` (default: ``KFP_MLOPS_SEQUENTIAL``) keeps
+    kfp.local's one-at-a-time order.
+    """
     from kfp import local
+
+    from pipelines import scheduler
+
+    if sequential is None:
+        sequential = scheduler.sequential()
 
     name = pipeline_func.pipeline_spec.pipeline_info.name
     names = display_names(pipeline_func.pipeline_spec)
@@ -294,7 +307,8 @@ def run(
     with open(log_path, "w") as log:
         stream = _TaskStream(log, sys.stdout if verbose else None)
         observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
-        with observer, starts, _named_outputs_in_conditions(), warnings.catch_warnings():
+        order = scheduler.argo_order(enabled=not sequential)
+        with observer, starts, order, _named_outputs_in_conditions(), warnings.catch_warnings():
             # kfp.local warns that display names and custom images have no local effect: expected here.
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
@@ -338,4 +352,5 @@ def run(
         outputs=outputs,
         reports=reports,
         error=error,
+        order="sequential" if sequential else "argo",
     )

@@ -83,7 +83,7 @@ def run_local(
     Raises:
         RunProblem: Bad input; nothing ran (or, for a missing Docker engine, nothing more).
     """
-    from pipelines import local
+    from pipelines import local, scheduler
     from pipelines.arguments import local_arguments
     from pipelines.platform import without_retries
     from pipelines.settings import LocalSettings
@@ -114,7 +114,16 @@ def run_local(
             arguments = local_arguments(name, settings, args, params)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             raise RunProblem(str(exc)) from exc
-        print(f"[{name}] running locally ({args.runner}); stores: {settings.stores}", file=out, flush=True)
+        order = (
+            "one task at a time"
+            if getattr(args, "sequential", False) or scheduler.sequential()
+            else ("each task as soon as its upstreams succeeded, as Argo starts them")
+        )
+        print(
+            f"[{name}] running locally ({args.runner}; {order}); stores: {settings.stores}",
+            file=out,
+            flush=True,
+        )
         try:
             result = local.run(
                 pipeline_func,
@@ -124,6 +133,7 @@ def run_local(
                 docker_mounts=_mounts(settings, arguments) if args.runner == "docker" else None,
                 verbose=args.verbose,
                 progress=_progress(out),
+                sequential=True if getattr(args, "sequential", False) else None,
             )
         except RuntimeError as exc:  # e.g. no Docker engine for --docker
             raise RunProblem(str(exc)) from exc
@@ -190,6 +200,12 @@ def add_local_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a pipeline parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run one task at a time, in kfp.local's order (default: each task as soon as its own "
+        "upstreams succeeded, as Argo runs them on a cluster; also KFP_MLOPS_SEQUENTIAL=1)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last stdout line")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream every task's log")

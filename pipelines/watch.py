@@ -147,11 +147,16 @@ class SourceProbe:
         return version
 
 
+# How long a warehouse probe waits for its read turn before it reports the warehouse busy.
+PROBE_WAIT_S = 10.0
+
+
 class WarehouseProbe:
     """The published table: ``count(*)``, ``max(created_on)`` and a sum of row hashes.
 
-    DuckDB computes all three in SQL; a warehouse another process is writing (locked) makes
-    the poll wait. BigQuery: the table is read and hashed like extract's data_version.
+    DuckDB computes all three in SQL. A run that holds the warehouse's write turn makes
+    the probe wait up to ``PROBE_WAIT_S``, then report "busy" (naming the holder) and try
+    again at the next poll. BigQuery: the table is read and hashed like extract's data_version.
     """
 
     def __init__(self, uri: str, schema: str = "mlops_course", table: str = "labeled_projects"):
@@ -170,28 +175,26 @@ class WarehouseProbe:
             df = read_table(self.uri, self.schema, self.table)
             latest = str(df["created_on"].max()) if len(df) else ""
             return DataVersion(frame_version(df), len(df), latest)
-        import duckdb
-
-        from components.warehouse import duckdb_table_exists
+        from components.warehouse import WarehouseError, duckdb_connect, duckdb_table_exists
 
         if not Path(self.wh.path).exists():
             self.problem = f"{self.wh.path} does not exist yet"
             return None
         try:
-            con = duckdb.connect(self.wh.path, read_only=True)
-        except duckdb.Error as exc:  # e.g. a pipeline holds the write lock
+            # A short wait: a run that holds the write turn is reported, and polled again later.
+            with duckdb_connect(
+                self.wh.path, read_only=True, purpose="probe for new data", wait_s=PROBE_WAIT_S
+            ) as con:
+                if not duckdb_table_exists(con, self.schema, self.table):
+                    self.problem = f"table {self.schema}.{self.table} does not exist yet"
+                    return None
+                row = con.execute(
+                    f"select count(*), max(created_on)::varchar, coalesce(sum(hash(t)), 0)::varchar "
+                    f'from "{self.schema}"."{self.table}" t'
+                ).fetchone()
+        except WarehouseError as exc:  # e.g. a pipeline holds the write turn
             self.problem = f"warehouse busy or unreadable: {str(exc).splitlines()[0]}"
             return None
-        try:
-            if not duckdb_table_exists(con, self.schema, self.table):
-                self.problem = f"table {self.schema}.{self.table} does not exist yet"
-                return None
-            row = con.execute(
-                f"select count(*), max(created_on)::varchar, coalesce(sum(hash(t)), 0)::varchar "
-                f'from "{self.schema}"."{self.table}" t'
-            ).fetchone()
-        finally:
-            con.close()
         assert row is not None
         rows, latest, hashes = int(row[0]), str(row[1] or ""), str(row[2])
         key = hashlib.sha256(f"{rows}:{latest}:{hashes}".encode()).hexdigest()[:16]

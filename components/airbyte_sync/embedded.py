@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,7 +88,7 @@ def load_stream(
     warehouse_uri: str,
     *,
     schema: str = RAW_SCHEMA,
-    lock_wait_s: float = 120.0,
+    lock_wait_s: float | None = None,
 ) -> TableRef:
     """Load ``<source_dir>/<stream>.csv`` into the raw table ``<schema>.<stream>``.
 
@@ -97,8 +97,9 @@ def load_stream(
         stream: ``projects`` or ``tags``.
         warehouse_uri: A DuckDB warehouse (``duckdb:///path`` or a bare path).
         schema: Schema of the raw tables.
-        lock_wait_s: How long to wait for another process (e.g. the sync of the other
-            stream, running in parallel on the same DuckDB file) to release the file.
+        lock_wait_s: How long to wait for the warehouse while other processes hold it
+            (e.g. the sync of the other stream, running at the same time on the same
+            DuckDB file); default ``KFP_MLOPS_WAREHOUSE_LOCK_TIMEOUT``.
 
     Returns:
         A reference to the loaded table: rows and the content version.
@@ -121,8 +122,7 @@ def load_stream(
     columns = _checked_columns(path, STREAMS[stream])
 
     started = time.monotonic()
-    with ExitStack() as stack:
-        con = _connect_waiting_for_lock(stack, Path(wh.path), lock_wait_s)
+    with duckdb_connect(wh.path, purpose=f"load {schema}.{stream}", wait_s=lock_wait_s) as con:
         con.begin()
         try:
             rows, version = _replace_raw_table(con, path, stream, schema, columns)
@@ -141,28 +141,6 @@ def load_stream(
         time.monotonic() - started,
     )
     return TableRef(warehouse=str(wh), schema=schema, table=stream, rows=rows, data_version=version)
-
-
-def _connect_waiting_for_lock(stack: ExitStack, path: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file for writing; DuckDB allows one writing process, so wait our turn."""
-    import duckdb
-
-    deadline = time.monotonic() + wait_s
-    delay = 0.1
-    while True:
-        try:
-            return stack.enter_context(duckdb_connect(path))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() + delay > deadline:
-                raise WarehouseError(
-                    f"DuckDB warehouse {path} stayed locked by another process for {wait_s:.0f} s: "
-                    f"{str(exc).splitlines()[0]}"
-                ) from exc
-            log.info("DuckDB warehouse %s is locked by another process; retrying in %.1f s", path, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _checked_columns(path: Path, expected: dict[str, str]) -> list[str]:

@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -210,10 +210,18 @@ def _invoke(
     from dbt.cli.main import dbtRunner
     from dbt_common.invocation import get_invocation_id
 
+    from components import warehouse_lock
+
+    # dbt-duckdb opens the warehouse file itself: take the write turn around the whole command.
+    turn: Any = nullcontext()
+    if target == "duckdb":
+        purpose = f"dbt {command} into {env.get('DBT_TARGET_SCHEMA', '?')}"
+        turn = warehouse_lock.turn(env["DBT_DUCKDB_PATH"], write=True, purpose=purpose)
     with (
         _RUN_LOCK,
         tempfile.TemporaryDirectory(prefix="dbt-", ignore_cleanup_errors=True) as tmp,
         _environ({**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}),
+        turn,
     ):
         args = [
             command,

@@ -614,7 +614,7 @@ def validate_table(
         columns = bigquery_columns(warehouse_uri, schema, table, bq_client)
         spec = bigquery_batch_spec(warehouse_uri, schema, table, columns)
         return validate_sql(spec, suite, data_version=data_version, **common)
-    with duckdb_connect(wh.path, read_only=True) as con:
+    with duckdb_connect(wh.path, read_only=True, purpose=f"validate {schema}.{table}") as con:
         if not duckdb_table_exists(con, ident(schema), ident(table)):
             raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")
         summary = validate_duckdb_table(

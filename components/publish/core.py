@@ -37,7 +37,7 @@ def publish(
     wh = parse_uri(audited.warehouse)
     if wh.kind == "bigquery":
         return _publish_bigquery(audited, schema, table, bq_client or bigquery_client(wh))
-    with duckdb_connect(wh.path) as con:
+    with duckdb_connect(wh.path, purpose=f"publish {audited.fqn} as {schema}.{table}") as con:
         con.execute("begin transaction")
         try:
             if not duckdb_table_exists(con, audited.schema, audited.table):

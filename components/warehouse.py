@@ -329,6 +329,36 @@ def _version_digest(columns: Any, row_hashes: np.ndarray | None) -> str:
     return h.hexdigest()[:16]
 
 
+# What duckdb_table_version and frame_version produce: a content hash of the table. Other
+# versions a reference may carry (an Airbyte job id) name a load, not the content.
+_TABLE_VERSION = re.compile(r"^[0-9a-f]{16}$")
+
+
+class TableChanged(WarehouseError):
+    """A table no longer holds the data version an upstream step recorded for it."""
+
+
+def check_table_version(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, expected: str, doing: str
+) -> tuple[int, str]:
+    """Rows and data version of a table, once it is known to hold `expected` (if a content hash).
+
+    Steps that overlap with another run's steps (Argo runs them at once; two runs share one
+    warehouse) check here, inside their turn at the warehouse, that what they are about to
+    read is what this run's upstream step wrote and recorded.
+
+    Raises:
+        TableChanged: The table holds other data now; `doing` says what was not done.
+    """
+    rows, actual = duckdb_table_version(con, schema, table)
+    if _TABLE_VERSION.match(expected or "") and actual != expected:
+        raise TableChanged(
+            f"{schema}.{table} no longer holds the data this run's upstream step recorded (data version "
+            f"{expected}; it now holds {actual}, {rows} rows): another run changed it; nothing was {doing}"
+        )
+    return rows, actual
+
+
 def iter_chunks(
     con: duckdb.DuckDBPyConnection, sql: str, vectors: int = STREAM_VECTORS
 ) -> Iterator[pd.DataFrame]:

@@ -128,14 +128,27 @@ def describe(records: list[dict[str, object]]) -> str:
 
 
 @contextlib.contextmanager
-def turn(database: str | Path, *, write: bool, purpose: str, wait_s: float | None = None) -> Iterator[None]:
+def turn(
+    database: str | Path,
+    *,
+    write: bool,
+    purpose: str,
+    wait_s: float | None = None,
+    holder: str | None = None,
+    noun: str = "DuckDB warehouse",
+    hint: str = f"raise {TIMEOUT_ENV} to wait longer",
+) -> Iterator[None]:
     """Hold a turn at the DuckDB file `database` for the block: exclusive when `write`.
 
     Args:
-        database: The DuckDB file (it need not exist yet).
+        database: The DuckDB file (it need not exist yet), or any path whose turns are
+            taken the same way (``<path>.lock`` and ``<path>.holders/`` beside it).
         write: Exclusive (one writer) instead of shared (readers).
         purpose: What this turn is for, shown to whoever waits (``load mlops_course.tags``).
         wait_s: Longest wait for the turn; default :func:`timeout_s`.
+        holder: Who is asking, as others will see it (default: this process's step).
+        noun: What `database` is, in messages.
+        hint: What to do about a wait that ran out, in its message.
 
     Raises:
         WarehouseBusy: Others held the file for the whole wait; names them.
@@ -158,8 +171,8 @@ def turn(database: str | Path, *, write: bool, purpose: str, wait_s: float | Non
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        _acquire(fd, database, write, purpose, timeout_s() if wait_s is None else wait_s)
-        record = _record(folder, write, purpose)
+        _acquire(fd, database, write, purpose, timeout_s() if wait_s is None else wait_s, noun, hint)
+        record = _record(folder, write, purpose, holder or current_step())
         held[key] = _Turn(write, 1)
         try:
             yield
@@ -173,7 +186,9 @@ def turn(database: str | Path, *, write: bool, purpose: str, wait_s: float | Non
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def _acquire(fd: int, database: str | Path, write: bool, purpose: str, wait_s: float) -> None:
+def _acquire(
+    fd: int, database: str | Path, write: bool, purpose: str, wait_s: float, noun: str, hint: str
+) -> None:
     mode = (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB
     started = time.monotonic()
     delay, announced = _POLL_FIRST_S, False
@@ -193,15 +208,14 @@ def _acquire(fd: int, database: str | Path, write: bool, purpose: str, wait_s: f
         waited = _since(started)
         if waited >= wait_s:
             raise WarehouseBusy(
-                f"DuckDB warehouse {database} is busy: waited {waited:.0f} s to {purpose} "
-                f"({'write' if write else 'read'}), held by {describe(holders(database))}; "
-                f"raise {TIMEOUT_ENV} to wait longer"
+                f"{noun} {database} is busy: waited {waited:.0f} s to {purpose} "
+                f"({'write' if write else 'read'}), held by {describe(holders(database))}; {hint}"
             )
         if not announced and waited >= _ANNOUNCE_AFTER_S:
             announced = True
             print(
-                f"waiting for the DuckDB warehouse {database} to {purpose}: "
-                f"held by {describe(holders(database))}",
+                f"waiting for the {noun} {database} to {purpose}: held by {describe(holders(database))}",
+                file=sys.stderr,
                 flush=True,
             )
         time.sleep(min(delay, max(wait_s - waited, 0.0)))
@@ -212,7 +226,7 @@ def _since(started: float) -> float:
     return time.monotonic() - started
 
 
-def _record(folder: Path, write: bool, purpose: str) -> tuple[Path, int]:
+def _record(folder: Path, write: bool, purpose: str, holder: str) -> tuple[Path, int]:
     """Write this process's holder record and keep it flocked (alive) until the turn ends."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
@@ -221,7 +235,7 @@ def _record(folder: Path, write: bool, purpose: str) -> tuple[Path, int]:
     fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
     body = {
-        "step": current_step(),
+        "step": holder,
         "purpose": purpose,
         "write": write,
         "pid": os.getpid(),

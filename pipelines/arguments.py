@@ -9,15 +9,19 @@ from pipelines.settings import LocalSettings
 
 
 def local_arguments(
-    name: str, settings: LocalSettings, args: argparse.Namespace, overrides: dict[str, Any]
+    name: str,
+    settings: LocalSettings,
+    args: argparse.Namespace,
+    overrides: dict[str, Any],
+    resolve: bool = True,
 ) -> dict[str, Any]:
+    """The arguments of a local run of `name`; `resolve=False` leaves ``--source`` as given
+    (checked, not generated or downloaded: see :func:`resolve_source_argument`)."""
     if name == "dataops":
-        from tagifai.datasets import resolve_source
+        from tagifai.datasets import check_source_spec
 
-        # Resolve here so generated / downloaded data is cached under stores/ and the step
-        # receives a plain folder.
-        source = str(resolve_source(args.source, cache_dir=settings.cache))
-        base: dict[str, Any] = {"source": source, "warehouse": settings.warehouse}
+        check_source_spec(args.source)
+        base: dict[str, Any] = {"source": args.source, "warehouse": settings.warehouse}
     elif name in ("mlops", "continual"):
         if args.trials < 1 or args.workers < 1:
             raise ValueError("--trials and --workers must be at least 1")
@@ -35,4 +39,14 @@ def local_arguments(
     else:
         raise ValueError(f"no local arguments for pipeline {name!r}")
     base.update(overrides)
-    return base
+    return resolve_source_argument(name, settings, base) if resolve else base
+
+
+def resolve_source_argument(name: str, settings: LocalSettings, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Dataops' ``source`` as the folder a step reads: a sample is generated and the lesson's
+    data downloaded into the stores' cache (once), so the step receives a plain folder."""
+    if name != "dataops":
+        return arguments
+    from tagifai.datasets import resolve_source
+
+    return {**arguments, "source": str(resolve_source(arguments["source"], cache_dir=settings.cache))}

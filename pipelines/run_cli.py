@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,75 +77,158 @@ def _mounts(settings: Any, arguments: dict[str, Any]) -> dict[str, bool]:
 class RunProblem(Exception):
     """Bad input for a local run (unknown parameter, bad flag, missing source, no Docker)."""
 
+    exit_code = 2
+
+
+class StoresBusy(RunProblem):
+    """Another run holds the stores folder (``--if-busy fail``, or the wait ran out)."""
+
+    exit_code = 3
+
+
+STORES_WAIT_ENV = "KFP_MLOPS_STORES_WAIT"
+DEFAULT_STORES_WAIT_S = 3600.0
+
+
+def stores_wait_s() -> float:
+    """How long a run waits for another run's stores: ``KFP_MLOPS_STORES_WAIT`` or an hour."""
+    raw = os.environ.get(STORES_WAIT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_STORES_WAIT_S
+    except ValueError:
+        raise RunProblem(f"{STORES_WAIT_ENV}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise RunProblem(f"{STORES_WAIT_ENV}={raw!r} must not be negative")
+    return value
+
+
+@contextlib.contextmanager
+def stores_turn(settings: Any, names: list[str], if_busy: str) -> Iterator[None]:
+    """Hold the stores folder for a whole local run: one run at a time writes its warehouse,
+    MLflow store, Optuna studies and run state. A second run waits for it (bounded) or, with
+    ``if_busy="fail"``, stops at once; either way the message names the run that holds it."""
+    from components import warehouse_lock
+
+    wait = 0.0 if if_busy == "fail" else stores_wait_s()
+    hint = (
+        "run again when it is done, or use --if-busy wait"
+        if if_busy == "fail"
+        else f"raise {STORES_WAIT_ENV} to wait longer, or use another --stores folder"
+    )
+    try:
+        with warehouse_lock.turn(
+            settings.stores / "stores",
+            write=True,
+            purpose=f"run {' then '.join(names)}",
+            wait_s=wait,
+            holder=f"python -m pipelines ({' then '.join(names)})",
+            noun="stores folder",
+            hint=hint,
+        ):
+            yield
+    except warehouse_lock.WarehouseBusy as exc:
+        raise StoresBusy(str(exc)) from None
+
+
+def prepare(
+    names: list[str], args: argparse.Namespace, raw: dict[str, str], settings: Any
+) -> list[tuple[str, Any, dict[str, Any]]]:
+    """Every pipeline of the command with its arguments, all checked before anything runs.
+
+    The source is checked as given (``sample:ROWS``, ``madewithml`` or a folder) and resolved
+    only once the run holds the stores (:func:`resolve_source_argument`).
+
+    Raises:
+        RunProblem: An unknown or out-of-range parameter, or a bad flag; the message names it.
+    """
+    from pipelines import params
+    from pipelines.arguments import local_arguments
+    from pipelines.platform import without_retries
+
+    known = {k for n in names for k in (registry.load(n).component_spec.inputs or {})}
+    if set(raw) - known:
+        raise RunProblem(
+            f"unknown parameter(s) {', '.join(sorted(set(raw) - known))}; "
+            f"{' and '.join(names)} take: {', '.join(sorted(known))}"
+        )
+    planned = []
+    for name in names:
+        try:
+            # Pod retries exist for flaky services on a cluster; a local failure (a broken
+            # file) is deterministic and would only be retried with long backoffs.
+            pipeline_func = without_retries(registry.load(name))
+            typed = coerce_params(pipeline_func, raw, strict=len(names) == 1)
+            arguments = local_arguments(name, settings, args, typed, resolve=False)
+            params.check(name, pipeline_func, arguments)
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            raise RunProblem(str(exc)) from exc
+        planned.append((name, pipeline_func, arguments))
+    return planned
+
 
 def run_local(
     names: list[str], args: argparse.Namespace, raw: dict[str, str], out: Any
 ) -> tuple[list[Any], Any]:
     """Run `names` in order on this machine (stop at the first failure): (results, settings).
 
+    Every parameter of every pipeline is checked first (:func:`prepare`); then the run holds
+    the stores folder (:func:`stores_turn`) until its last pipeline ends.
+
     Raises:
         RunProblem: Bad input; nothing ran (or, for a missing Docker engine, nothing more).
+        StoresBusy: Another run holds the stores folder.
     """
     from pipelines import local, scheduler
-    from pipelines.arguments import local_arguments
-    from pipelines.platform import without_retries
+    from pipelines.arguments import resolve_source_argument
     from pipelines.settings import LocalSettings
 
     settings = LocalSettings.from_env(args.stores)
     settings.ensure()
-    known = {k for n in names for k in (registry.load(n).component_spec.inputs or {})}
-    if set(raw) - known:
-        raise RunProblem(f"unknown parameter(s) {', '.join(sorted(set(raw) - known))}")
-    if args.runner == "subprocess":
-        from pipelines import warm
+    planned = prepare(names, args, raw, settings)
+    results = []
+    with stores_turn(settings, names, getattr(args, "if_busy", "wait")):
+        if args.runner == "subprocess":
+            from pipelines import warm
 
-        if warm.enabled():
-            warm.start(names)  # one fork server for every pipeline of this command
+            if warm.enabled():
+                warm.start(names)  # one fork server for every pipeline of this command
+                print(
+                    "warm starts: the steps' libraries are imported once, then every task is forked "
+                    f"(KFP_MLOPS_WARM=0 to turn off): {', '.join(warm.preload_for(names))}",
+                    file=out,
+                    flush=True,
+                )
+        for name, pipeline_func, arguments in planned:
+            try:
+                arguments = resolve_source_argument(name, settings, arguments)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                raise RunProblem(str(exc)) from exc
+            sequential = getattr(args, "sequential", False) or scheduler.sequential()
+            order = "one task at a time" if sequential else "each task as soon as its upstreams succeeded"
             print(
-                "warm starts: the steps' libraries are imported once, then every task is forked "
-                f"(KFP_MLOPS_WARM=0 to turn off): {', '.join(warm.preload_for(names))}",
+                f"[{name}] running locally ({args.runner}; {order}); stores: {settings.stores}",
                 file=out,
                 flush=True,
             )
-    results = []
-    for name in names:
-        try:
-            # Pod retries exist for flaky services on a cluster; a local failure (a broken
-            # file) is deterministic and would only be retried with long backoffs.
-            pipeline_func = without_retries(registry.load(name))
-            params = coerce_params(pipeline_func, raw, strict=len(names) == 1)
-            arguments = local_arguments(name, settings, args, params)
-        except (ValueError, FileNotFoundError, RuntimeError) as exc:
-            raise RunProblem(str(exc)) from exc
-        order = (
-            "one task at a time"
-            if getattr(args, "sequential", False) or scheduler.sequential()
-            else ("each task as soon as its upstreams succeeded, as Argo starts them")
-        )
-        print(
-            f"[{name}] running locally ({args.runner}; {order}); stores: {settings.stores}",
-            file=out,
-            flush=True,
-        )
-        try:
-            result = local.run(
-                pipeline_func,
-                arguments,
-                settings.runs,
-                runner=args.runner,
-                docker_mounts=_mounts(settings, arguments) if args.runner == "docker" else None,
-                verbose=args.verbose,
-                progress=_progress(out),
-                sequential=True if getattr(args, "sequential", False) else None,
-            )
-        except RuntimeError as exc:  # e.g. no Docker engine for --docker
-            raise RunProblem(str(exc)) from exc
-        results.append(result)
-        print(f"[{name}] {result.status.lower()} in {result.seconds:.1f}s", file=out, flush=True)
-        if result.status != local.SUCCEEDED:
-            print(f"[{name}] error: {result.error}", file=sys.stderr)
-            print(f"[{name}] full log: {result.log_file}", file=sys.stderr)
-            break
+            try:
+                result = local.run(
+                    pipeline_func,
+                    arguments,
+                    settings.runs,
+                    runner=args.runner,
+                    docker_mounts=_mounts(settings, arguments) if args.runner == "docker" else None,
+                    verbose=args.verbose,
+                    progress=_progress(out),
+                    sequential=sequential,
+                )
+            except RuntimeError as exc:  # e.g. no Docker engine for --docker
+                raise RunProblem(str(exc)) from exc
+            results.append(result)
+            print(f"[{name}] {result.status.lower()} in {result.seconds:.1f}s", file=out, flush=True)
+            if result.status != local.SUCCEEDED:
+                print(f"[{name}] error: {result.error}", file=sys.stderr)
+                print(f"[{name}] full log: {result.log_file}", file=sys.stderr)
+                break
     return results, settings
 
 
@@ -157,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         results, settings = run_local(names, args, parse_params(args.param), out)
     except RunProblem as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     summary = json_summary(results, settings)
     if args.json:
         print(json.dumps(summary))
@@ -206,6 +292,13 @@ def add_local_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run one task at a time, in kfp.local's order (default: each task as soon as its own "
         "upstreams succeeded, as Argo runs them on a cluster; also KFP_MLOPS_SEQUENTIAL=1)",
+    )
+    parser.add_argument(
+        "--if-busy",
+        choices=["wait", "fail"],
+        default="wait",
+        help="when another run holds the --stores folder: wait for it (up to KFP_MLOPS_STORES_WAIT "
+        "seconds, default 3600) or fail at once (exit 3)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last stdout line")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream every task's log")

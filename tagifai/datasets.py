@@ -369,18 +369,37 @@ def resolve_source(
     downloaded sources are cached under `cache_dir` (default: a temp folder).
     """
     cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "kfp-mlops-cache"
-    if spec == "sample" or spec.startswith("sample:"):
-        rows = int(spec.split(":", 1)[1]) if ":" in spec else sample_rows
+    rows = check_source_spec(spec, sample_rows)
+    if rows is not None:
         folder = cache / f"sample-{rows}-seed{seed}"
         if not all((folder / f).exists() for f in SOURCE_FILES):
             write_sample(folder, rows=rows, seed=seed)
         return folder
     if spec == "madewithml":
         return fetch_madewithml(cache)
+    return Path(spec).expanduser().resolve()
+
+
+def check_source_spec(spec: str, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> int | None:
+    """Check a source as given, without generating or downloading anything.
+
+    Returns:
+        The rows of a ``sample`` / ``sample:ROWS`` source; None for the others.
+
+    Raises:
+        SourceUnavailable: Not ``sample[:ROWS]``, ``madewithml`` or a folder with both files.
+    """
+    if spec == "sample" or spec.startswith("sample:"):
+        text = spec.split(":", 1)[1] if ":" in spec else str(sample_rows)
+        if not text.isdigit() or int(text) < 1:
+            raise SourceUnavailable(f"source {spec!r}: sample:ROWS takes a positive whole number of rows")
+        return int(text)
+    if spec == "madewithml":
+        return None
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise SourceUnavailable(f"source {spec!r} is not sample, madewithml, or an existing folder")
     missing = [f for f in SOURCE_FILES if not (folder / f).is_file()]
     if missing:
         raise SourceUnavailable(f"source folder {folder} is missing {', '.join(missing)}")
-    return folder.resolve()
+    return None

@@ -37,6 +37,7 @@ from components.warehouse import (
     RAW_SCHEMA,
     WarehouseError,
     duckdb_connect,
+    duckdb_table_version,
     ident,
     parse_uri,
 )
@@ -102,7 +103,8 @@ def load_stream(
             DuckDB file); default ``KFP_MLOPS_WAREHOUSE_LOCK_TIMEOUT``.
 
     Returns:
-        A reference to the loaded table: rows and the content version.
+        A reference to the loaded table: rows and its data version
+        (:func:`components.warehouse.duckdb_table_version`).
 
     Raises:
         SourceError: The file is missing, empty or malformed, or a value cannot be typed.
@@ -125,18 +127,22 @@ def load_stream(
     with duckdb_connect(wh.path, purpose=f"load {schema}.{stream}", wait_s=lock_wait_s) as con:
         con.begin()
         try:
-            rows, version = _replace_raw_table(con, path, stream, schema, columns)
+            rows, content = _replace_raw_table(con, path, stream, schema, columns)
+            # The table's data version, as every reader of it computes it (components.warehouse):
+            # the transform and the validation check that the table still holds it.
+            _, version = duckdb_table_version(con, schema, stream)
             con.commit()
         except BaseException:
             with suppress(Exception):  # the original error is the one to report
                 con.rollback()
             raise
     log.info(
-        "loaded %s rows from %s into %s.%s (version %s) in %.1f s",
+        "loaded %s rows from %s into %s.%s (content %s, data version %s) in %.1f s",
         rows,
         path,
         schema,
         stream,
+        content,
         version,
         time.monotonic() - started,
     )

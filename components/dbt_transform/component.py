@@ -44,7 +44,12 @@ def dbt_transform(
     if sources["tags"].schema != raw_schema:
         raise ValueError(f"projects and tags must be in one schema, got {[r.fqn for r in sources.values()]}")
 
-    result = run_dbt(warehouse, target_schema=target_schema, raw_schema=raw_schema)
+    result = run_dbt(
+        warehouse,
+        target_schema=target_schema,
+        raw_schema=raw_schema,
+        source_versions={n: r.data_version for n, r in sources.items()},
+    )
     Path(run_results.path).parent.mkdir(parents=True, exist_ok=True)
     Path(run_results.path).write_text(result.summary_markdown())
     run_results.metadata["dbt_invocation_id"] = result.invocation_id

@@ -276,6 +276,7 @@ def run_dbt(
     project_dir: str | Path | None = None,
     target: str | None = None,
     raw_schema: str = RAW_SCHEMA,
+    source_versions: Mapping[str, str] | None = None,
 ) -> DbtResult:
     """Run ``dbt build`` on a warehouse and report every model and test.
 
@@ -286,6 +287,8 @@ def run_dbt(
         project_dir: The dbt project; ``dbt_transforms/`` of this checkout or image by default.
         target: Profile target; defaults to the URI's kind and must match it.
         raw_schema: Schema holding the raw ``projects`` and ``tags`` tables.
+        source_versions: Raw table -> the data version this run's sync recorded (DuckDB):
+            checked, inside the write turn that dbt's build runs in, before anything is built.
 
     Returns:
         The run: per-node results, dbt's invocation id, and the mart's rows and data version.
@@ -297,6 +300,13 @@ def run_dbt(
     wh = parse_uri(warehouse_uri)
     ident(target_schema)
     ident(raw_schema)
+    if target_schema.lower() == RAW_SCHEMA.lower():
+        # Write-audit-publish: dbt builds where nobody reads; only publish writes the published
+        # schema, and only what was validated.
+        raise DbtTransformError(
+            f"target schema {target_schema!r} is the published schema: dbt must build into an audit "
+            f"schema (default {AUDIT_SCHEMA!r}) that publish swaps in after validation"
+        )
     target = target or wh.kind
     if target != wh.kind:
         raise ValueError(f"target {target!r} does not match warehouse {warehouse_uri!r} ({wh.kind})")
@@ -304,8 +314,12 @@ def run_dbt(
         raise DbtTransformError(f"DuckDB warehouse {wh.path} does not exist: run airbyte_sync first")
     project = Path(project_dir) if project_dir else _project_dir("dbt_transforms")
 
-    # Held until the mart is read: another run in this process must not reopen the file meanwhile.
-    with _RUN_LOCK:
+    # Held until the mart is read: another run in this process must not reopen the file meanwhile,
+    # and (the write turn) no other process: the sources are checked, the mart built and hashed
+    # without anyone writing in between.
+    with _RUN_LOCK, _build_turn(wh, target_schema):
+        if wh.kind == "duckdb" and source_versions:
+            _check_sources(wh, raw_schema, source_versions)
         res, invocation_id = _invoke(
             "build",
             project=project.resolve(),
@@ -335,6 +349,27 @@ def run_dbt(
             rows, version = table_version(str(wh), target_schema, MART)
             result = replace(result, rows=rows, data_version=version)
     return result
+
+
+def _build_turn(wh: WarehouseURI, target_schema: str) -> Any:
+    """The warehouse's write turn for a whole build (DuckDB); nothing for BigQuery."""
+    if wh.kind != "duckdb":
+        return nullcontext()
+    from components import warehouse_lock
+
+    return warehouse_lock.turn(wh.path, write=True, purpose=f"dbt build into {target_schema}")
+
+
+def _check_sources(wh: WarehouseURI, raw_schema: str, versions: Mapping[str, str]) -> None:
+    """Every raw table still holds what this run's sync loaded (another run may have loaded since)."""
+    from components.warehouse import TableChanged, check_table_version, duckdb_connect
+
+    with duckdb_connect(wh.path, read_only=True, purpose="check the raw tables") as con:
+        for table, version in sorted(versions.items()):
+            try:
+                check_table_version(con, raw_schema, table, version, "transformed")
+            except TableChanged as exc:
+                raise DbtTransformError(str(exc)) from None
 
 
 def _throwaway_service_account(folder: Path, project: str) -> Path:

@@ -49,6 +49,7 @@ from components.warehouse import (
     STREAM_VECTORS,
     VECTOR_ROWS,
     WarehouseError,
+    check_table_version,
     duckdb_connect,
     duckdb_table_exists,
     duckdb_table_version,
@@ -617,10 +618,12 @@ def validate_table(
     with duckdb_connect(wh.path, read_only=True, purpose=f"validate {schema}.{table}") as con:
         if not duckdb_table_exists(con, ident(schema), ident(table)):
             raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")
+        # What is validated must be what the upstream step of this run wrote.
+        _, actual = check_table_version(con, schema, table, data_version, "validated")
         summary = validate_duckdb_table(
             con, schema, table, suite, chunk_rows=chunk_rows, source=source, project_root=project_root
         )
-        summary.data_version = data_version or duckdb_table_version(con, schema, table)[1]
+        summary.data_version = actual
     return _finish(summary, data_docs_path, raise_on_failure)
 
 

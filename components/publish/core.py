@@ -34,6 +34,11 @@ def publish(
     """
     table = ident(table or audited.table)
     ident(schema)
+    if audited.schema.lower() == schema.lower():
+        raise PublishError(
+            f"{audited.fqn} is already in the published schema {schema!r}: only a table built and "
+            "validated in an audit schema can be published"
+        )
     wh = parse_uri(audited.warehouse)
     if wh.kind == "bigquery":
         return _publish_bigquery(audited, schema, table, bq_client or bigquery_client(wh))

@@ -25,6 +25,7 @@ from components.warehouse import (
     duckdb_connect,
     frame_version,
     read_table,
+    table_version,
 )
 
 MART_COLUMNS = ["id", "created_on", "title", "description", "tag"]
@@ -234,3 +235,25 @@ def test_bigquery_target_compiles_offline(monkeypatch: pytest.MonkeyPatch) -> No
     assert "cast(title as string)" in compiled["stg_projects"]
     assert "`compile-check`.`mlops_course_audit`.`stg_tags`" in compiled["labeled_projects"]
     assert "DBT_BIGQUERY_PROJECT" not in os.environ
+
+
+def test_raw_tables_another_run_changed_since_the_sync_are_not_transformed(warehouse: Path) -> None:
+    uri = f"duckdb://{warehouse}"
+    versions = {t: table_version(uri, RAW_SCHEMA, t)[1] for t in ("projects", "tags")}
+    run_dbt(uri, source_versions=versions)  # what this run's syncs recorded: built
+    before = _mart(warehouse)
+    with duckdb_connect(warehouse) as con:  # another run's sync replaces the tags meanwhile
+        con.execute(
+            f"update {RAW_SCHEMA}.tags set tag = 'other' where id in (select min(id) from {RAW_SCHEMA}.tags)"
+        )
+    with pytest.raises(
+        DbtTransformError, match=r"mlops_course\.tags no longer holds .*nothing was transformed"
+    ):
+        run_dbt(uri, source_versions=versions)
+    assert _mart(warehouse) == before  # the audit table was not rebuilt
+
+
+def test_the_audit_schema_can_never_be_the_published_one(warehouse: Path) -> None:
+    for schema in (RAW_SCHEMA, RAW_SCHEMA.upper()):
+        with pytest.raises(DbtTransformError, match="is the published schema"):
+            run_dbt(f"duckdb://{warehouse}", target_schema=schema)

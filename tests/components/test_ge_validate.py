@@ -32,11 +32,13 @@ from components.ge_validate.core import (
 from components.paths import project_dir
 from components.warehouse import (
     RAW_SCHEMA,
+    TableChanged,
     WarehouseError,
     duckdb_connect,
     frame_version,
     read_parquet,
     read_table,
+    table_version,
     write_parquet,
 )
 
@@ -287,8 +289,22 @@ def test_duckdb_table_through_a_table_ref(table: str, duckdb_warehouse: Path, tm
     summary = validate_input(artifact, table, data_docs_path=tmp_path / "docs.html")
     # The ordered-column check passed: the Airbyte meta columns were dropped first.
     assert summary.success, summary.message()
-    assert (summary.rows, summary.data_version) == (955, "v-airbyte")
+    # A load id is not a content hash: the report records the table's own data version.
+    assert (summary.rows, summary.data_version) == table_version(ref.warehouse, RAW_SCHEMA, table)
     assert summary.source.endswith(f"#{RAW_SCHEMA}.{table}")
+
+
+def test_a_table_changed_since_its_upstream_step_recorded_it_is_not_validated(
+    duckdb_warehouse: Path, tmp_path: Path
+) -> None:
+    uri = f"duckdb:///{duckdb_warehouse}"
+    rows, version = table_version(uri, RAW_SCHEMA, "tags")
+    artifact = _write_ref(tmp_path / "ref.json", TableRef(uri, RAW_SCHEMA, "tags", rows, version))
+    with duckdb_connect(duckdb_warehouse) as con:  # another run loads other tags meanwhile
+        con.execute(f"delete from {RAW_SCHEMA}.tags where id in (select min(id) from {RAW_SCHEMA}.tags)")
+    with pytest.raises(TableChanged, match=f"no longer holds .*data version {version}.*nothing was validated"):
+        validate_input(artifact, "tags", data_docs_path=tmp_path / "docs.html")
+    assert not (tmp_path / "docs.html").exists()
 
 
 def test_duckdb_table_with_duplicates_fails(duckdb_warehouse: Path, tmp_path: Path) -> None:
@@ -522,7 +538,7 @@ def test_streamed_failure_raises_naming_expectation_column_and_count(
         "suite projects failed 1 of 9 expectations: "
         f"expect_column_values_to_not_be_null(created_on): 2388 unexpected; Data Docs: {docs}"
     )
-    assert err.value.summary.data_version == "v1"
+    assert err.value.summary.data_version == table_version(ref.warehouse, RAW_SCHEMA, "projects")[1]
     assert "2388 unexpected" in _assert_self_contained(docs)
 
 
@@ -594,7 +610,9 @@ def test_expectations_that_cannot_be_combined_from_chunks_get_their_columns_whol
 
 
 def test_component_passes_and_records_metadata(duckdb_warehouse: Path, tmp_path: Path) -> None:
-    ref = TableRef(f"duckdb:///{duckdb_warehouse}", RAW_SCHEMA, "projects", 955, data_version="abc123")
+    uri = f"duckdb:///{duckdb_warehouse}"
+    version = table_version(uri, RAW_SCHEMA, "projects")[1]
+    ref = TableRef(uri, RAW_SCHEMA, "projects", 955, data_version=version)
     dataset = dsl.Dataset(uri=str(_write_ref(tmp_path / "projects.json", ref)))
     docs = dsl.HTML(uri=str(tmp_path / "out" / "data_docs.html"))
 
@@ -610,7 +628,7 @@ def test_component_passes_and_records_metadata(duckdb_warehouse: Path, tmp_path:
         "evaluated": 9,
         "failed": 0,
         "rows": 955,
-        "data_version": "abc123",
+        "data_version": version,
     }
     assert meta["failures"] == []
 

@@ -126,13 +126,15 @@ def parameters(component: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return (component or {}).get("inputDefinitions", {}).get("parameters", {}) or {}
 
 
-def _documents(text: str) -> list[Any]:
+def _documents(text: str, origin: str) -> list[Any]:
     import yaml
 
     try:
         return [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
-        raise NotAPipeline(f"not YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise NotAPipeline(f"{origin} is not YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
 
 
 def _is_pipeline_spec(doc: Any) -> bool:
@@ -203,7 +205,7 @@ def load(source: Any, kubernetes: Mapping[str, Any] | None = None) -> Pipeline:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise NotAPipeline(f"cannot read {path}: {exc}") from None
-        return from_documents(_documents(text), str(path))
+        return from_documents(_documents(text, str(path)), str(path))
     if hasattr(source, "DESCRIPTOR"):
         from google.protobuf import json_format
 

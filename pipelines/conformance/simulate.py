@@ -103,7 +103,7 @@ class Simulation:
             if spec is not None:  # the iteration driver checks and converts the item
                 converted, error = accept(item, spec, item_name, self.boundary(site, item_name))
                 if converted is None:
-                    self.mismatch(site, item_name, item, spec, error)
+                    self.mismatch(site, item_name, item, spec, error, "loop item")
                     continue
                 item = converted
             bodies.append({**loop_inputs, item_name: item})
@@ -263,13 +263,15 @@ class Simulation:
         declared = parameters(site.component).get(name, {}).get("parameterType", "?")
         return f"the {declared} input {name} of {site.ref}"
 
-    def mismatch(self, site: Site, name: str, value: Value, spec: Mapping[str, Any], error: str) -> None:
+    def mismatch(
+        self, site: Site, name: str, value: Value, spec: Mapping[str, Any], error: str, what: str = "input"
+    ) -> None:
         declared = spec.get("parameterType", "PARAMETER_TYPE_ENUM_UNSPECIFIED")
         rule = "null input" if value.kind == "null" else "type mismatch"
         message = (
             f"{rule}: {value.describe()} reaches it, {site.ref} declares {declared} (the driver: {error})"
         )
-        self.report(site, f"input {name}", message, CONVERT)
+        self.report(site, f"{what} {name}", message, CONVERT)
 
     def report(self, site: Site, field_name: str, message: str, source: str) -> None:
         self.pipeline.report(site, field_name, message, source)

@@ -161,7 +161,11 @@ def _references(pipeline: Pipeline, dag_component: Mapping[str, Any], site: Site
                 if producer not in tasks:
                     message = f"unknown producer task {producer!r} in DAG"
                     pipeline.report(site, f"input {name}", message, f"{ARGO_DAG}: addImplicitDependencies")
-                elif kind == "artifacts" and key not in _outputs(pipeline, tasks[producer], "artifacts"):
+                elif (
+                    kind == "artifacts"
+                    and key not in _outputs(pipeline, tasks[producer], "artifacts")
+                    and (_component_of(pipeline, tasks[producer]) is not None)
+                ):
                     message = f"cannot find output artifact key {key!r} in producer task {producer!r}"
                     pipeline.report(site, f"input {name}", message, "backend/src/v2/driver/resolve.go")
             if (
@@ -173,8 +177,12 @@ def _references(pipeline: Pipeline, dag_component: Mapping[str, Any], site: Site
                 pipeline.report(site, f"input {name}", message, "backend/src/v2/driver/resolve.go")
 
 
+def _component_of(pipeline: Pipeline, task: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return pipeline.components.get(str(task.get("componentRef", {}).get("name", "")))
+
+
 def _outputs(pipeline: Pipeline, task: Mapping[str, Any], kind: str) -> set[str]:
-    component = pipeline.components.get(str(task.get("componentRef", {}).get("name", ""))) or {}
+    component = _component_of(pipeline, task) or {}
     if "dag" in component:
         return set(component["dag"].get("outputs", {}).get(kind, {}) or {})
     return set(component.get("outputDefinitions", {}).get(kind, {}) or {})

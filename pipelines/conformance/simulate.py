@@ -152,13 +152,15 @@ class Simulation:
             if defs.get(name, {}).get("parameterType") == "TASK_CONFIG":
                 continue  # filled in from the pod spec later
             value = self.resolve(site, name, spec, scope, tasks)
-            if value is None:
+            if value is not None and value.kind == "null" and "componentInputParameter" in spec:
+                if defs.get(name, {}).get("isOptional"):
+                    continue  # left out: the component's own default applies
+                message = f"the resolved input parameter is null: {value.origin}"  # ErrResolvedParameterNull
+                self.report(site, f"input {name}", message, RESOLVE)
+                value = None
+            if value is None:  # reported: the driver stops here, so nothing more is said of it
+                out[name] = Value("any", "an input that does not resolve")
                 continue
-            if value.kind == "null" and "componentInputParameter" in spec:
-                if not defs.get(name, {}).get("isOptional"):  # ErrResolvedParameterNull
-                    message = f"the resolved input parameter is null: {value.origin}"
-                    self.report(site, f"input {name}", message, RESOLVE)
-                continue  # an optional input: left out, the component's default applies
             if spec.get("parameterExpressionSelector"):
                 value = Value("any", f"{value.describe()}, selected by an expression")
             out[name] = value

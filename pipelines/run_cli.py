@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,9 +48,39 @@ def coerce_params(pipeline_func: Any, raw: dict[str, str], strict: bool = True) 
                 out[key] = value.lower() == "true"
             else:
                 out[key] = {"Integer": int, "Float": float}.get(kind, json.loads)(value)
+                _check_items(kind, out[key])
         except ValueError as exc:
             raise ValueError(f"parameter {key}={value!r} is not a valid {kind}: {exc}") from None
     return out
+
+
+# A typed list parameter: kfp spells ``list[int]`` "List[Integer]", ``typing.List[int]``
+# "typing.List[int]". On a cluster each ParallelFor item must have that type (the driver
+# refuses a string for an int input), so a local run takes only such lists too.
+_TYPED_LIST = re.compile(r"^(?:typing\.)?List\[(\w+)\]$")
+_ITEM_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "Integer": (int,),
+    "float": (int, float),
+    "Float": (int, float),
+    "str": (str,),
+    "String": (str,),
+    "bool": (bool,),
+    "Boolean": (bool,),
+}
+
+
+def _check_items(kind: str, value: Any) -> None:
+    match = _TYPED_LIST.match(kind)
+    if not match or match[1] not in _ITEM_TYPES:
+        return
+    if not isinstance(value, list):
+        raise ValueError("expected a JSON list, e.g. [0, 1]")
+    want = _ITEM_TYPES[match[1]]
+    for item in value:
+        # bool is an int in Python, but not a number to the KFP driver
+        if not isinstance(item, want) or (isinstance(item, bool) and bool not in want):
+            raise ValueError(f"item {json.dumps(item)} is not of type {match[1]}")
 
 
 def _progress(out: Any) -> Any:

@@ -302,7 +302,9 @@ def test_a_table_changed_since_its_upstream_step_recorded_it_is_not_validated(
     artifact = _write_ref(tmp_path / "ref.json", TableRef(uri, RAW_SCHEMA, "tags", rows, version))
     with duckdb_connect(duckdb_warehouse) as con:  # another run loads other tags meanwhile
         con.execute(f"delete from {RAW_SCHEMA}.tags where id in (select min(id) from {RAW_SCHEMA}.tags)")
-    with pytest.raises(TableChanged, match=f"no longer holds .*data version {version}.*nothing was validated"):
+    with pytest.raises(
+        TableChanged, match=f"no longer holds .*data version {version}.*nothing was validated"
+    ):
         validate_input(artifact, "tags", data_docs_path=tmp_path / "docs.html")
     assert not (tmp_path / "docs.html").exists()
 

@@ -158,6 +158,15 @@ class KfpStub:
             self.runs[hit[1]]["state"] = state
             return 200, {"run_id": hit[1], "state": state}
         if (m, p) == ("POST", f"{API}/recurringruns"):
+            # Like the API server (backend/src/apiserver/server/api_converter.go, toModelJob):
+            # 1 to 10 runs at once; int64 travels as a string, an unset one is 0.
+            concurrency = int(req.json.get("max_concurrency") or 0)
+            if not 1 <= concurrency <= 10:
+                message = (
+                    "Failed to create a recurring run: Invalid input error: Max concurrency of a "
+                    f"recurring run must be at least 1 and at most 10. Received {concurrency}"
+                )
+                return 400, {"error": message, "code": 3, "message": message, "details": []}
             rid = self._id("recurring")
             status = "ENABLED" if req.json.get("mode") == "ENABLE" else "DISABLED"
             self.recurring[rid] = {**req.json, "recurring_run_id": rid, "status": status}
@@ -499,6 +508,82 @@ def test_schedule_list_enable_disable_delete_against_local_kfp_rest_stub(
     assert cli(["schedule", "enable", "recurring-404", "--host", stub.url]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: KFP API at") and "404" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("value", ["0", "11", "-1"])
+def test_schedule_refuses_max_concurrency_outside_1_to_10_before_anything_is_sent(
+    stub: KfpStub, package: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["schedule", "dataops", "--cron", "0 3 * * *", "--max-concurrency", value]
+    code = cli([*argv, "--host", stub.url, "--package", str(package)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--max-concurrency {value}: the KFP API server takes 1 to 10 runs at once" in err
+    assert stub.requests == []  # not even the health probe
+
+
+def test_schedule_sends_max_concurrency_10_the_highest_the_server_takes(stub: KfpStub, package: Path) -> None:
+    argv = ["schedule", "dataops", "--every", "1h", "--max-concurrency", "10"]
+    assert cli([*argv, "--host", stub.url, "--package", str(package)]) == 0
+    [create] = stub.calls("POST", f"{API}/recurringruns")
+    assert create.json["max_concurrency"] == "10"
+
+
+def test_kfp_stand_in_answers_400_for_max_concurrency_11_as_the_api_server_does(
+    stub: KfpStub, package: Path
+) -> None:
+    # Past our own check, straight through kfp.Client: the stand-in refuses like the server.
+    conn = kfp_client.Connection.resolve(host=stub.url)
+    client = conn.client()
+    experiment_id = client.create_experiment(name="e").experiment_id
+    with pytest.raises(kfp_client.ClusterError) as refused, kfp_client.api_errors(stub.url):
+        client.create_recurring_run(
+            experiment_id=experiment_id,
+            job_name="too many",
+            interval_second="3600",
+            max_concurrency="11",
+            pipeline_package_path=str(package),
+        )
+    assert "HTTP 400" in str(refused.value)
+    assert "must be at least 1 and at most 10. Received 11" in str(refused.value)
+    assert stub.recurring == {}
+
+
+def test_submit_types_params_by_the_pipelines_declared_parameters(
+    stub: KfpStub, continual_package: Path
+) -> None:
+    params = ["workers=[0,1,2]", "margin=0.01", 'policy_json={"margin": 2}', "experiment=42"]
+    argv = ["submit", "continual", "--host", stub.url, "--package", str(continual_package)]
+    assert cli([*argv, *(x for p in params for x in ("--param", p))]) == 0
+    [create] = stub.calls("POST", f"{API}/runs")
+    assert create.json["runtime_config"]["parameters"] == {
+        "workers": [0, 1, 2],  # LIST: JSON
+        "margin": 0.01,  # NUMBER_DOUBLE: JSON
+        "policy_json": '{"margin": 2}',  # STRING: the text as given, JSON or not
+        "experiment": "42",
+    }
+
+
+def test_submit_refuses_a_loop_item_the_driver_would_refuse_and_sends_nothing(
+    stub: KfpStub, continual_package: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["submit", "continual", "--host", stub.url, "--package", str(continual_package)]
+    assert cli([*argv, "--param", 'workers=[0,"zero"]']) == 2
+    err = capsys.readouterr().err
+    assert "the KFP backend would refuse this run (1 problem; nothing was sent" in err
+    # The iteration driver refuses the item for the loop's NUMBER_INTEGER item input.
+    assert (
+        'task for-loop-1 ("for-loop-1"), loop item pipelinechannel--workers-loop-item: type mismatch' in err
+    )
+    assert 'string "zero" (item 1 of list [0, "zero"], run parameter workers) reaches it' in err
+    assert stub.requests == []
+    # A parameter the pipeline does not declare: the API server's own rule.
+    assert cli([*argv, "--param", "trials=3"]) == 2
+    assert "parameter(s) provided are not required by pipeline: trials" in capsys.readouterr().err
+    # --no-check sends it anyway (the server would take it; the run would fail at optimize).
+    assert cli([*argv, "--param", 'workers=[0,"zero"]', "--no-check"]) == 0
+    [create] = stub.calls("POST", f"{API}/runs")
+    assert create.json["runtime_config"]["parameters"] == {"workers": [0, "zero"]}
 
 
 def test_schedule_rejects_a_bad_cron_before_calling_the_server(

@@ -140,6 +140,35 @@ def test_overlay_has_the_mlflow_server_and_the_runtime_objects(overlay: str) -> 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_runner_role_lets_the_driver_read_its_workflow_for_the_scheduled_time(overlay: str) -> None:
+    # The KFP 2.17 driver runs as the run's service account and reads the run's Workflow
+    # (backend/src/v2/cmd/driver/main.go, getCurrentWorkflowMetadata) for a recurring run's
+    # scheduled time; refused, it silently uses the creation time instead.
+    from pipelines import client as kfp_client
+    from pipelines.__main__ import build_parser
+
+    docs = rendered(f"overlays/{overlay}")
+    role = find(docs, "Role", "kfp-mlops-runner")
+    assert role["metadata"]["namespace"] == RUNS_NAMESPACE
+    workflow_rules = [
+        r for r in role["rules"] if "argoproj.io" in r["apiGroups"] and "workflows" in r["resources"]
+    ]
+    assert [r["verbs"] for r in workflow_rules] == [["get"]]  # read only: never list, patch or delete
+    # ... granted to the account the runs are started as, in the namespace their pods run in.
+    [subject] = find(docs, "RoleBinding", "kfp-mlops-runner")["subjects"]
+    account = find(docs, "ServiceAccount", subject["name"])
+    assert account["metadata"]["namespace"] == subject["namespace"] == RUNS_NAMESPACE
+    assert subject["name"] == kfp_client.DEFAULT_SERVICE_ACCOUNT
+    parser = build_parser()
+    for argv in (
+        ["submit", "continual"],
+        ["schedule", "continual", "--cron", "0 3 * * *"],
+        ["backfill", "continual", "--start", "2026-11-01", "--end", "2026-11-02", "--host", "http://kfp"],
+    ):
+        assert parser.parse_args(argv).service_account == subject["name"], argv
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_has_requests_limits_and_the_server_has_probes(overlay: str) -> None:
     docs = rendered(f"overlays/{overlay}")
     workloads = [d for d in docs if d["kind"] in ("Deployment", "Job")]

@@ -42,6 +42,7 @@ from pipelines.settings import CLUSTER_STORES
 AIRBYTE_SECRET = "airbyte-credentials"
 WAREHOUSE_SECRET = "bigquery-credentials"
 MLFLOW_SECRET = "mlflow-credentials"
+OPTUNA_STORAGE_SECRET = "optuna-storage-credentials"
 STORES_PVC = "kfp-mlops-stores"
 
 # Secret key -> environment variable.
@@ -55,6 +56,10 @@ MLFLOW_ENV = {
     "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
 }
+# The Optuna storage's password. The storage URL is a pipeline parameter, so it names no
+# password (the compiled default, pipelines/settings.py, names none); libpq, under the
+# PostgreSQL driver, reads PGPASSWORD when the URL has none.
+OPTUNA_STORAGE_ENV = {"PGPASSWORD": "PGPASSWORD"}
 # The BigQuery service-account key is mounted as a file; GOOGLE_APPLICATION_CREDENTIALS
 # comes from the same Secret (key ``GOOGLE_APPLICATION_CREDENTIALS``, normally
 # ``/var/secrets/google/key.json``) rather than being compiled in: with GKE Workload
@@ -94,8 +99,13 @@ def use_mlflow_credentials(task: PipelineTask) -> PipelineTask:
     return kubernetes.use_secret_as_env(task, MLFLOW_SECRET, dict(MLFLOW_ENV), optional=True)
 
 
+def use_optuna_storage_credentials(task: PipelineTask) -> PipelineTask:
+    """The Optuna storage's password from Secret ``optuna-storage-credentials`` as PGPASSWORD (optional)."""
+    return kubernetes.use_secret_as_env(task, OPTUNA_STORAGE_SECRET, dict(OPTUNA_STORAGE_ENV), optional=True)
+
+
 def mount_stores(task: PipelineTask) -> PipelineTask:
-    """The ``kfp-mlops-stores`` PVC at /mnt/stores (DuckDB warehouse, Optuna sqlite, sources)."""
+    """The ``kfp-mlops-stores`` PVC at /mnt/stores (DuckDB warehouse, sources, watcher state)."""
     return kubernetes.mount_pvc(task, STORES_PVC, CLUSTER_STORES)
 
 
@@ -118,15 +128,17 @@ def external_call_policy(
 Wiring = Callable[[PipelineTask], PipelineTask]
 
 # What each step needs on a cluster. Every step mounts the stores PVC: the embedded
-# warehouse and the Optuna sqlite live there in the kind / minikube overlays.
+# DuckDB warehouse lives there in the kind / minikube overlays (and a sqlite Optuna
+# storage, when a run passes one).
 STEPS: dict[str, tuple[Wiring, ...]] = {
     "airbyte_sync": (use_airbyte_credentials, use_warehouse_credentials, mount_stores, external_call_policy),
     "ge_validate": (use_warehouse_credentials, mount_stores),
     "dbt_transform": (use_warehouse_credentials, mount_stores),
     "extract": (use_warehouse_credentials, mount_stores),
     "publish": (use_warehouse_credentials, mount_stores),
-    "optimize": (use_mlflow_credentials, mount_stores),
-    "study_summary": (use_mlflow_credentials, mount_stores),
+    # The Optuna workers and the summary open the study storage themselves (PostgreSQL).
+    "optimize": (use_mlflow_credentials, use_optuna_storage_credentials, mount_stores),
+    "study_summary": (use_mlflow_credentials, use_optuna_storage_credentials, mount_stores),
     "train": (use_mlflow_credentials, mount_stores),
     "evaluate": (use_mlflow_credentials, mount_stores),
     "promote": (use_mlflow_credentials, mount_stores),

@@ -118,6 +118,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Gives a free TCP port on 127.0.0.1, for a server a test starts."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A PostgreSQL server of its own for the test session, on 127.0.0.1 and a free port.
 

@@ -1,0 +1,133 @@
+"""`run all` the way the cluster is set up: MLflow is a real `mlflow server` whose backend store is
+PostgreSQL, and the Optuna workers share a study in PostgreSQL (the ``postgres_server`` fixture,
+databases and roles made by the manifests' init script). Neither URL carries a password: the
+server and the pipeline's tasks get theirs as PGPASSWORD, as the pods get them from Secrets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tagifai import tracking
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS = 2  # one per worker: enough to share a study, little CI time
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres_server, free_port, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` from the venv on 127.0.0.1, backend store in PostgreSQL, artifacts served
+    from a temp folder (as the Deployment does); stopped after the module."""
+    tmp = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    backend = postgres_server.url("mlflow")
+    log = (tmp / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--workers=1",
+            f"--backend-store-uri={backend}",
+            "--serve-artifacts",
+            f"--artifacts-destination={tmp / 'artifacts'}",
+        ],
+        env={**os.environ, **postgres_server.env("mlflow"), "HOME": str(tmp)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180  # the first start creates MLflow's schema
+    try:
+        while True:
+            if server.poll() is not None:
+                raise AssertionError(
+                    f"mlflow server exited {server.returncode}:\n{(tmp / 'server.log').read_text()[-4000:]}"
+                )
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"mlflow server not healthy in 180 s:\n{(tmp / 'server.log').read_text()[-4000:]}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        # The whole group: the server's workers and its job consumers. The data is thrown
+        # away, so the consumers' slow drain (~30 s) is not waited for.
+        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # whatever of the group is left
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def run_on_postgres(
+    mlflow_server: str, postgres_server, madewithml_dir: Path, pipelines_cli, tmp_path_factory
+) -> dict[str, Any]:
+    stores = tmp_path_factory.mktemp("stores-pg")
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "OPTUNA_STORAGE": postgres_server.url("optuna"),
+        **postgres_server.env("optuna"),  # what the optimize and study_summary pods get
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        summary = pipelines_cli(
+            "run", "all", "--local", "--source", str(madewithml_dir), "--trials", str(TRIALS), stores=stores
+        )
+    return {"summary": summary, "stores": stores}
+
+
+def test_mlops_registers_its_model_in_the_server_whose_store_is_postgresql(
+    run_on_postgres: dict[str, Any], mlflow_server: str, postgres_server
+) -> None:
+    s = run_on_postgres["summary"]
+    assert s["status"] == "SUCCEEDED" and s["tracking_uri"] == mlflow_server
+    assert s["model_version"] == "1" and s["champion_version"] == "1"
+    [version] = tracking.list_versions(mlflow_server)
+    assert str(version.version) == "1" and version.run_id
+    champion = tracking.get_alias(mlflow_server)
+    assert champion is not None and champion.run_id == version.run_id
+    # The registry is rows of the mlflow database: the server wrote them there.
+    rows = postgres_server.query("mlflow", "select name, version, run_id from model_versions")
+    assert rows == [(tracking.MODEL_NAME, 1, version.run_id)]
+    [(alias,)] = postgres_server.query("mlflow", "select version from registered_model_aliases")
+    assert alias == 1
+    # Nothing of either store went to files under stores/.
+    stores: Path = run_on_postgres["stores"]
+    assert not (stores / "mlflow.db").exists() and not (stores / "optuna.db").exists()
+
+
+def test_the_optuna_workers_shared_one_study_in_postgresql(
+    run_on_postgres: dict[str, Any], postgres_server
+) -> None:
+    s = run_on_postgres["summary"]
+    assert [t["name"] for t in s["tasks"]].count("optimize") == 2
+    rows = postgres_server.query(
+        "optuna",
+        "select s.study_name, count(*) from studies s join trials t using (study_id) "
+        "where t.state in ('COMPLETE', 'PRUNED') group by s.study_name",
+    )
+    assert len(rows) == 1 and rows[0][1] == TRIALS

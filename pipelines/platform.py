@@ -31,6 +31,8 @@ gives a local runner a copy of a pipeline with the retry policies removed.
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,6 +46,16 @@ WAREHOUSE_SECRET = "bigquery-credentials"
 MLFLOW_SECRET = "mlflow-credentials"
 OPTUNA_STORAGE_SECRET = "optuna-storage-credentials"
 STORES_PVC = "kfp-mlops-stores"
+# Which PVC the steps mount at /mnt/stores, chosen when the pipelines are compiled (like
+# IMAGE_REGISTRY): unset or empty, kfp-mlops-stores; another name, that claim (e.g. a
+# ReadWriteMany one); ``none``, no volume at all. The gcp overlay compiles with ``none``
+# (docs/cluster.md, "GKE"): there the warehouse is BigQuery and Optuna is on PostgreSQL, so no
+# step needs the volume, and a ReadWriteOnce disk mounted by every step pod would stall the
+# pods on other nodes, and a fresh one is not writable by the steps' non-root user (KFP sets
+# no fsGroup on step pods).
+STORES_PVC_ENV = "KFP_MLOPS_STORES_PVC"
+NO_STORES = "none"
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 # Secret key -> environment variable.
 AIRBYTE_ENV = {
@@ -104,9 +116,27 @@ def use_optuna_storage_credentials(task: PipelineTask) -> PipelineTask:
     return kubernetes.use_secret_as_env(task, OPTUNA_STORAGE_SECRET, dict(OPTUNA_STORAGE_ENV), optional=True)
 
 
+def stores_pvc() -> str | None:
+    """The PVC the steps mount at /mnt/stores (``$KFP_MLOPS_STORES_PVC``), or None for none.
+
+    Raises:
+        ValueError: The name is not a Kubernetes object name.
+    """
+    name = os.environ.get(STORES_PVC_ENV, "").strip() or STORES_PVC
+    if name.lower() == NO_STORES:
+        return None
+    if not _DNS_NAME.match(name):
+        raise ValueError(
+            f"{STORES_PVC_ENV}={name!r} is not a PersistentVolumeClaim name (lowercase letters, digits, "
+            f"'-' and '.'), nor {NO_STORES!r} for no volume"
+        )
+    return name
+
+
 def mount_stores(task: PipelineTask) -> PipelineTask:
-    """The ``kfp-mlops-stores`` PVC at /mnt/stores (DuckDB warehouse, sources, watcher state)."""
-    return kubernetes.mount_pvc(task, STORES_PVC, CLUSTER_STORES)
+    """The stores PVC at /mnt/stores (DuckDB warehouse, sources), unless compiled without one."""
+    pvc = stores_pvc()
+    return task if pvc is None else kubernetes.mount_pvc(task, pvc, CLUSTER_STORES)
 
 
 def external_call_policy(

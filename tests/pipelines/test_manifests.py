@@ -340,6 +340,61 @@ def test_seed_job_writes_as_the_user_the_steps_run_as() -> None:
     assert context["runAsUser"] == context["fsGroup"] == int(step_uid)
 
 
+def _compile_with_settings(settings: dict[str, str], out: Path) -> dict[str, Any]:
+    """Compile continual as the watcher does: in a process whose environment is the ConfigMap."""
+    env = {**os.environ, **settings}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines", "compile", "continual", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    _, plat = yaml.safe_load_all((out / "continual.yaml").read_text())
+    return dict(plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_steps_mount_the_stores_volume_except_on_gcp(overlay: str, tmp_path: Path) -> None:
+    # KFP sets no fsGroup on step pods (backend/src/v2/compiler/argocompiler/security_context.go:
+    # runAsNonRoot and seccomp only; the driver's pod spec patch adds none) and kfp-kubernetes
+    # 2.17.3 cannot ask for one (set_security_context: runAsUser, runAsGroup, runAsNonRoot): a
+    # fresh GCE disk, root-owned, is not writable by the steps' user, and a ReadWriteOnce disk
+    # cannot follow step pods to other nodes. So on GCP no step mounts it.
+    docs = rendered(f"overlays/{overlay}")
+    settings = find(docs, "ConfigMap", "kfp-mlops-settings")["data"]
+    executors = _compile_with_settings(settings, tmp_path)
+    mounts = {
+        name: [p["mountPath"] for p in config.get("pvcMount", [])] for name, config in executors.items()
+    }
+    assert len(mounts) >= 8  # every step of continual, the nested train_and_promote's too
+    if overlay == "gcp":
+        assert settings[platform.STORES_PVC_ENV] == platform.NO_STORES
+        assert not any(mounts.values()), mounts
+        # ... where nothing a step reads or writes is on it
+        assert settings["WAREHOUSE_URI"].startswith("bigquery://")
+        assert settings["OPTUNA_STORAGE"].startswith("postgresql://")
+    else:
+        assert settings[platform.STORES_PVC_ENV] == platform.STORES_PVC
+        assert all(m == ["/mnt/stores"] for m in mounts.values()), mounts
+    # The pods that still mount the volume there make it writable for the steps' user (fsGroup).
+    dockerfile = (ROOT / "images" / "extract" / "Dockerfile").read_text()
+    [step_uid] = re.findall(r"^USER (\d+)", dockerfile, flags=re.M)
+    mounting = []
+    for doc in docs:
+        pod = doc["spec"]["template"]["spec"] if doc["kind"] in WORKLOADS else {}
+        if doc["metadata"].get("namespace") == RUNS_NAMESPACE and any(
+            "persistentVolumeClaim" in v for v in pod.get("volumes", [])
+        ):
+            mounting.append(doc["metadata"]["name"])
+            assert pod["securityContext"]["fsGroup"] == int(step_uid), doc["metadata"]["name"]
+    assert "kfp-mlops-watcher" in mounting
+    if overlay == "gcp":
+        assert mounting == ["kfp-mlops-watcher"]
+
+
 def test_gcp_overlay_uses_bigquery_and_workload_identity() -> None:
     docs = rendered("overlays/gcp")
     runner = find(docs, "ServiceAccount", "kfp-mlops-runner")
@@ -436,6 +491,11 @@ def test_the_watcher_deployment_runs_our_watch_command_against_the_cluster(overl
     argv = [re.sub(r"\$\((\w+)\)", lambda m: settings[m[1]], a) for a in container["args"]]
     args = build_parser().parse_args(["watch", *argv])  # the real CLI accepts them
     assert args.warehouse == settings["WAREHOUSE_URI"] and args.pipeline == "continual"
+    # the runs it starts take the ConfigMap's warehouse and Optuna storage
+    assert args.param == [
+        f"warehouse={settings['WAREHOUSE_URI']}",
+        f"optuna_storage={settings['OPTUNA_STORAGE']}",
+    ]
     assert args.host == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}

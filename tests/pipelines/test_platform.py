@@ -237,3 +237,28 @@ def test_the_compiled_optuna_storage_is_postgresql_without_a_password_which_come
             "PGPASSWORD",
             True,
         )
+
+
+def test_the_stores_volume_is_chosen_at_compile_time_and_can_be_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def claims(step: str) -> list[str]:
+        spec, _ = _compile(tmp_path, [step])
+        config = _executors(spec)[step]
+        return [p["pvcNameParameter"]["runtimeValue"]["constant"] for p in config.get("pvcMount", [])]
+
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "")  # empty: the default claim
+    assert claims("train") == ["kfp-mlops-stores"]
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "stores-rwx")
+    assert claims("extract") == ["stores-rwx"]
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "None")
+    for step in platform.STEPS:
+        assert claims(step) == [], step
+    # everything else is still wired
+    spec, _ = _compile(tmp_path, ["optimize"])
+    assert "PGPASSWORD" in _env_from(_executors(spec)["optimize"])
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "My_Stores")
+    with pytest.raises(
+        ValueError, match=r"KFP_MLOPS_STORES_PVC='My_Stores' is not a PersistentVolumeClaim name"
+    ):
+        _compile(tmp_path, ["train"])

@@ -233,6 +233,20 @@ def test_mlflow_and_optuna_use_their_own_postgres_databases_with_passwords_from_
     assert platform.OPTUNA_STORAGE_ENV == {"PGPASSWORD": "PGPASSWORD"}
 
 
+def test_the_mlflow_server_image_has_the_postgresql_driver_pinned_by_the_constraints() -> None:
+    dockerfile = (MANIFESTS / "mlflow-server" / "Dockerfile").read_text()
+    [install] = [line for line in re.findall(r"pip install [^\n\\]+", dockerfile) if "mlflow==" in line]
+    assert "-c /tmp/constraints.txt" in install and '"psycopg[binary]"' in install
+    pins = dict(
+        line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+    )
+    assert pins["psycopg"] == pins["psycopg-binary"]  # the wheel of the same release
+    # SQLAlchemy's default driver for the postgresql:// URLs of the manifests is that one.
+    from sqlalchemy.dialects.postgresql import dialect
+
+    assert dialect.driver == "psycopg"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_no_container_gets_a_password_from_a_literal(overlay: str) -> None:
     from sqlalchemy.engine import make_url

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,25 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 2  # one per worker: enough to share a study, little CI time
+
+
+def wait_for_health(
+    url: str, alive: Callable[[], bool], log: Callable[[], str], timeout: float = 180
+) -> None:
+    """Poll `url`/health until the server answers (its first start creates MLflow's schema);
+    fail with the end of its log when it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise AssertionError(f"mlflow server exited:\n{log()[-4000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"mlflow server not healthy in {timeout:.0f} s:\n{log()[-4000:]}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +70,8 @@ def mlflow_server(postgres_server, free_port, tmp_path_factory: pytest.TempPathF
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # the first start creates MLflow's schema
     try:
-        while True:
-            if server.poll() is not None:
-                raise AssertionError(
-                    f"mlflow server exited {server.returncode}:\n{(tmp / 'server.log').read_text()[-4000:]}"
-                )
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"mlflow server not healthy in 180 s:\n{(tmp / 'server.log').read_text()[-4000:]}"
-                )
-            time.sleep(0.5)
+        wait_for_health(url, lambda: server.poll() is None, lambda: (tmp / "server.log").read_text())
         yield url
     finally:
         # The whole group: the server's workers and its job consumers. The data is thrown
@@ -131,3 +135,88 @@ def test_the_optuna_workers_shared_one_study_in_postgresql(
         "where t.state in ('COMPLETE', 'PRUNED') group by s.study_name",
     )
     assert len(rows) == 1 and rows[0][1] == TRIALS
+
+
+@pytest.mark.docker
+def test_the_mlflow_server_image_runs_the_deployments_command_on_postgresql(
+    postgres_server, free_port, docker_engine, tmp_path: Path
+) -> None:
+    """The image of manifests/mlflow-server, built here, with the Deployment's args, user,
+    read-only root and environment; only the database address is the tests' server."""
+    import yaml
+    from sqlalchemy.engine import make_url
+
+    kubectl = Path(sys.executable).parent / "kubectl"
+    rendered = subprocess.run(
+        [str(kubectl), "kustomize", str(ROOT / "manifests" / "overlays" / "kind")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    [deployment] = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and (d["kind"], d["metadata"]["name"]) == ("Deployment", "mlflow")
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    backend = make_url(postgres_server.url("mlflow"))
+    port = free_port()
+    args = []
+    for arg in container["args"]:
+        flag = arg.split("=", 1)[0]
+        if flag == "--backend-store-uri":
+            manifest_url = make_url(arg.split("=", 1)[1])
+            assert (manifest_url.username, manifest_url.database) == (backend.username, backend.database)
+            arg = f"{flag}={backend.render_as_string()}"
+        elif flag == "--host":
+            arg = "--host=127.0.0.1"
+        elif flag == "--port":
+            arg = f"--port={port}"
+        args.append(arg)
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env.update(postgres_server.env("mlflow"))  # what the Secret gives the pod as PGPASSWORD
+    user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+    tag = "kfp-mlops-test/mlflow-server:postgres-check"  # a tag of this test's own
+    build = subprocess.run(
+        ["docker", "build", "-q", "-f", "manifests/mlflow-server/Dockerfile", "-t", tag, "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    name = f"kfp-mlops-mlflow-check-{port}"
+    run = [
+        *("docker", "run", "-d", "--name", name, "--network", "host", "--user", user, "--read-only"),
+        *("--tmpfs", "/tmp", "--tmpfs", f"/mlflow:uid={pod['securityContext']['runAsUser']}"),
+        *(f"--env={k}={v}" for k, v in env.items() if k != "PGPASSWORD"),
+        "--env=PGPASSWORD",  # from this process's environment: never on a command line
+        tag,
+        *args,
+    ]
+    started = subprocess.run(run, capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    try:
+        assert started.returncode == 0, started.stderr
+
+        def running() -> bool:
+            inspect = ["docker", "inspect", "-f", "{{.State.Running}}", name]
+            return subprocess.run(inspect, capture_output=True, text=True).stdout.strip() == "true"
+
+        def logs() -> str:
+            return subprocess.run(["docker", "logs", name], capture_output=True, text=True).stderr
+
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, running, logs)
+        created = requests.post(
+            f"{url}/api/2.0/mlflow/registered-models/create", json={"name": "image-check"}, timeout=30
+        )
+        assert created.ok, created.text
+        rows = postgres_server.query(
+            "mlflow", "select name from registered_models where name = 'image-check'"
+        )
+        assert rows == [("image-check",)]
+    finally:
+        # The image stays, so a rerun builds from the layer cache in seconds.
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)

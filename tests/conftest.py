@@ -155,7 +155,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
             account = pwd.getpwnam("nobody")
         base = Path(tempfile.mkdtemp(prefix="kfp-mlops-pg-"))
         os.chown(base, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", account.pw_name, "--"]
+        as_user = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", account.pw_name, "--"]
     else:
         base = tmp_path_factory.mktemp("postgres")
     data, sockets, log = base / "data", base / "sockets", base / "server.log"

@@ -31,6 +31,8 @@ gives a local runner a copy of a pipeline with the retry policies removed.
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,7 +44,18 @@ from pipelines.settings import CLUSTER_STORES
 AIRBYTE_SECRET = "airbyte-credentials"
 WAREHOUSE_SECRET = "bigquery-credentials"
 MLFLOW_SECRET = "mlflow-credentials"
+OPTUNA_STORAGE_SECRET = "optuna-storage-credentials"
 STORES_PVC = "kfp-mlops-stores"
+# Which PVC the steps mount at /mnt/stores, chosen when the pipelines are compiled (like
+# IMAGE_REGISTRY): unset or empty, kfp-mlops-stores; another name, that claim (e.g. a
+# ReadWriteMany one); ``none``, no volume at all. The gcp overlay compiles with ``none``
+# (docs/cluster.md, "GKE"): there the warehouse is BigQuery and Optuna is on PostgreSQL, so no
+# step needs the volume, and a ReadWriteOnce disk mounted by every step pod would stall the
+# pods on other nodes, and a fresh one is not writable by the steps' non-root user (KFP sets
+# no fsGroup on step pods).
+STORES_PVC_ENV = "KFP_MLOPS_STORES_PVC"
+NO_STORES = "none"
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 # Secret key -> environment variable.
 AIRBYTE_ENV = {
@@ -55,6 +68,10 @@ MLFLOW_ENV = {
     "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
 }
+# The Optuna storage's password. The storage URL is a pipeline parameter, so it names no
+# password (the compiled default, pipelines/settings.py, names none); libpq, under the
+# PostgreSQL driver, reads PGPASSWORD when the URL has none.
+OPTUNA_STORAGE_ENV = {"PGPASSWORD": "PGPASSWORD"}
 # The BigQuery service-account key is mounted as a file; GOOGLE_APPLICATION_CREDENTIALS
 # comes from the same Secret (key ``GOOGLE_APPLICATION_CREDENTIALS``, normally
 # ``/var/secrets/google/key.json``) rather than being compiled in: with GKE Workload
@@ -94,9 +111,32 @@ def use_mlflow_credentials(task: PipelineTask) -> PipelineTask:
     return kubernetes.use_secret_as_env(task, MLFLOW_SECRET, dict(MLFLOW_ENV), optional=True)
 
 
+def use_optuna_storage_credentials(task: PipelineTask) -> PipelineTask:
+    """The Optuna storage's password from Secret ``optuna-storage-credentials`` as PGPASSWORD (optional)."""
+    return kubernetes.use_secret_as_env(task, OPTUNA_STORAGE_SECRET, dict(OPTUNA_STORAGE_ENV), optional=True)
+
+
+def stores_pvc() -> str | None:
+    """The PVC the steps mount at /mnt/stores (``$KFP_MLOPS_STORES_PVC``), or None for none.
+
+    Raises:
+        ValueError: The name is not a Kubernetes object name.
+    """
+    name = os.environ.get(STORES_PVC_ENV, "").strip() or STORES_PVC
+    if name.lower() == NO_STORES:
+        return None
+    if not _DNS_NAME.match(name):
+        raise ValueError(
+            f"{STORES_PVC_ENV}={name!r} is not a PersistentVolumeClaim name (lowercase letters, digits, "
+            f"'-' and '.'), nor {NO_STORES!r} for no volume"
+        )
+    return name
+
+
 def mount_stores(task: PipelineTask) -> PipelineTask:
-    """The ``kfp-mlops-stores`` PVC at /mnt/stores (DuckDB warehouse, Optuna sqlite, sources)."""
-    return kubernetes.mount_pvc(task, STORES_PVC, CLUSTER_STORES)
+    """The stores PVC at /mnt/stores (DuckDB warehouse, sources), unless compiled without one."""
+    pvc = stores_pvc()
+    return task if pvc is None else kubernetes.mount_pvc(task, pvc, CLUSTER_STORES)
 
 
 def external_call_policy(
@@ -118,15 +158,17 @@ def external_call_policy(
 Wiring = Callable[[PipelineTask], PipelineTask]
 
 # What each step needs on a cluster. Every step mounts the stores PVC: the embedded
-# warehouse and the Optuna sqlite live there in the kind / minikube overlays.
+# DuckDB warehouse lives there in the kind / minikube overlays (and a sqlite Optuna
+# storage, when a run passes one).
 STEPS: dict[str, tuple[Wiring, ...]] = {
     "airbyte_sync": (use_airbyte_credentials, use_warehouse_credentials, mount_stores, external_call_policy),
     "ge_validate": (use_warehouse_credentials, mount_stores),
     "dbt_transform": (use_warehouse_credentials, mount_stores),
     "extract": (use_warehouse_credentials, mount_stores),
     "publish": (use_warehouse_credentials, mount_stores),
-    "optimize": (use_mlflow_credentials, mount_stores),
-    "study_summary": (use_mlflow_credentials, mount_stores),
+    # The Optuna workers and the summary open the study storage themselves (PostgreSQL).
+    "optimize": (use_mlflow_credentials, use_optuna_storage_credentials, mount_stores),
+    "study_summary": (use_mlflow_credentials, use_optuna_storage_credentials, mount_stores),
     "train": (use_mlflow_credentials, mount_stores),
     "evaluate": (use_mlflow_credentials, mount_stores),
     "promote": (use_mlflow_credentials, mount_stores),

@@ -15,7 +15,10 @@ from pathlib import Path
 CLUSTER_STORES = "/mnt/stores"  # the PVC of the kind / minikube overlays
 CLUSTER_WAREHOUSE = f"duckdb:///{CLUSTER_STORES}/warehouse.duckdb"
 CLUSTER_TRACKING_URI = "http://mlflow.kfp-mlops.svc.cluster.local:5000"
-CLUSTER_OPTUNA_STORAGE = f"sqlite:///{CLUSTER_STORES}/optuna.db"
+# The optuna database of the in-cluster PostgreSQL (manifests/base/postgres), shared by the
+# optimize workers wherever they are scheduled. No password: the steps get PGPASSWORD from
+# Secret optuna-storage-credentials (pipelines/platform.py), which libpq reads.
+CLUSTER_OPTUNA_STORAGE = "postgresql://optuna@postgres.kfp-mlops.svc.cluster.local:5432/optuna"
 CLUSTER_SOURCE = f"{CLUSTER_STORES}/sources/sample"
 
 

@@ -4,6 +4,7 @@
 #   scripts/cluster.sh [--dry-run] cluster            kind + pinned KFP + our images and manifests; UI on :8080
 #   scripts/cluster.sh [--dry-run] images [--push]    build (and push) the step images and the MLflow image
 #   scripts/cluster.sh [--dry-run] ui                 port-forward the KFP UI and API to localhost:$UI_PORT
+#   scripts/cluster.sh [--dry-run] db-secrets         PostgreSQL's Secrets with generated passwords (kept if present)
 #   scripts/cluster.sh [--dry-run] submit ARGS...     python -m pipelines submit ARGS --host http://localhost:$UI_PORT
 #   scripts/cluster.sh [--dry-run] schedule ARGS...   python -m pipelines schedule ARGS --host http://localhost:$UI_PORT
 #   scripts/cluster.sh [--dry-run] down               delete the kind cluster
@@ -20,6 +21,7 @@ PIPELINE_VERSION="${PIPELINE_VERSION:-$KFP_RELEASE}"
 CLUSTER_NAME="${CLUSTER_NAME:-kfp-mlops}"
 UI_PORT="${UI_PORT:-8080}"
 KFP_NAMESPACE="kubeflow"
+SERVICES_NAMESPACE="kfp-mlops"
 KFP_MANIFESTS="github.com/kubeflow/pipelines/manifests/kustomize"
 OVERLAY="manifests/overlays/kind"
 
@@ -42,7 +44,7 @@ usage() {
   while IFS= read -r line; do
     n=$((n + 1))
     ((n >= 2)) || continue
-    ((n <= 13)) || break
+    ((n <= 14)) || break
     line="${line#\#}"
     echo "${line# }"
   done <"$SELF"
@@ -159,12 +161,48 @@ cmd_cluster() {
     run kind load docker-image "$image" --name "$CLUSTER_NAME"
   done
 
-  # Our side: MLflow server, runner service account, settings, stores PVC, sample data.
+  # Our side: PostgreSQL and the MLflow server (their passwords first), runner service
+  # account, settings, stores PVC, sample data.
+  run kubectl apply -f manifests/base/namespace.yaml
+  cmd_db_secrets
   run kubectl apply -k "$OVERLAY"
-  run kubectl -n kfp-mlops rollout status deployment/mlflow --timeout=600s
+  run kubectl -n "$SERVICES_NAMESPACE" rollout status statefulset/postgres --timeout=600s
+  run kubectl -n "$SERVICES_NAMESPACE" rollout status deployment/mlflow --timeout=600s
   run kubectl -n "$KFP_NAMESPACE" wait --for=condition=complete --timeout=600s job/kfp-mlops-seed-sample
 
   cmd_ui
+}
+
+# The passwords of the in-cluster PostgreSQL (manifests/secrets/postgres), generated once:
+# Secret postgres-credentials beside the server, and the optuna role's password again as
+# PGPASSWORD for the steps (optuna-storage-credentials, runs namespace). An existing
+# postgres-credentials is kept: the database volume holds roles with those passwords. The
+# values go through files only readable by this user, never through a command line.
+cmd_db_secrets() {
+  require kubectl
+  if ((!DRY_RUN)) && kubectl -n "$SERVICES_NAMESPACE" get secret postgres-credentials >/dev/null 2>&1; then
+    echo "Secret $SERVICES_NAMESPACE/postgres-credentials exists: keeping its passwords" >&2
+    return 0
+  fi
+  local dir=generated-passwords # what --dry-run prints
+  local key
+  if ((!DRY_RUN)); then
+    require_python
+    dir="$(umask 077 && mktemp -d)"
+    for key in POSTGRES_PASSWORD MLFLOW_DB_PASSWORD OPTUNA_DB_PASSWORD; do
+      (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24), end="")' >"$dir/$key")
+    done
+  fi
+  run kubectl -n "$SERVICES_NAMESPACE" create secret generic postgres-credentials \
+    "--from-file=POSTGRES_PASSWORD=$dir/POSTGRES_PASSWORD" \
+    "--from-file=MLFLOW_DB_PASSWORD=$dir/MLFLOW_DB_PASSWORD" \
+    "--from-file=OPTUNA_DB_PASSWORD=$dir/OPTUNA_DB_PASSWORD"
+  run kubectl -n "$KFP_NAMESPACE" delete secret optuna-storage-credentials --ignore-not-found
+  run kubectl -n "$KFP_NAMESPACE" create secret generic optuna-storage-credentials \
+    "--from-file=PGPASSWORD=$dir/OPTUNA_DB_PASSWORD"
+  if ((!DRY_RUN)); then
+    rm -rf "$dir"
+  fi
 }
 
 cmd_ui() {
@@ -208,9 +246,10 @@ main() {
     cluster) cmd_cluster ;;
     images) cmd_images "$@" ;;
     ui) cmd_ui ;;
+    db-secrets) cmd_db_secrets ;;
     submit | schedule) cmd_pipelines "$command" "$@" ;;
     down) cmd_down ;;
-    *) die "unknown command '$command' (cluster, images, ui, submit, schedule, down)" ;;
+    *) die "unknown command '$command' (cluster, images, ui, db-secrets, submit, schedule, down)" ;;
   esac
 }
 

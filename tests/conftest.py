@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,3 +50,160 @@ def local_http_server() -> Iterator[LocalServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+POSTGRES_INIT = ROOT / "manifests" / "base" / "postgres" / "initdb" / "10-kfp-mlops.sh"
+POSTGRES_ADMIN = "kfp_admin"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running throwaway PostgreSQL server on loopback, set up by the manifests' init script:
+    databases ``mlflow`` and ``optuna``, each owned by a login role of the same name.
+
+    TCP connections need a password (scram-sha-256); URLs carry none, and ``env(role)`` gives
+    the ``PGPASSWORD`` that libpq reads, as the pods get it from their Secret.
+    """
+
+    port: int
+    socket_dir: Path
+    passwords: dict[str, str]
+    host: str = "127.0.0.1"
+
+    def url(self, role: str) -> str:
+        """The SQLAlchemy URL of the role's own database, without a password."""
+        return f"postgresql://{role}@{self.host}:{self.port}/{role}"
+
+    def env(self, role: str) -> dict[str, str]:
+        return {"PGPASSWORD": self.passwords[role]}
+
+    def query(self, role: str, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of `sql`, run as `role` on its database over TCP with its password."""
+        import psycopg
+
+        con = psycopg.connect(
+            host=self.host, port=self.port, user=role, dbname=role, password=self.passwords[role]
+        )
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            con.close()
+
+
+def _postgres_unavailable(reason: str) -> None:
+    message = f"POSTGRESQL TESTS NOT RUN: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    warnings.warn(message, stacklevel=2)
+    print(f"\n!!! {message} !!!", file=sys.stderr)
+    pytest.skip(message)
+
+
+def _postgres_bin() -> Path | None:
+    """The newest server of Debian's `postgresql` package (/usr/lib/postgresql/<major>/bin)."""
+    found = [
+        p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb") if (p.parent / "pg_ctl").exists()
+    ]
+    return max(found, key=lambda p: int(p.parent.name)) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Gives a free TCP port on 127.0.0.1, for a server a test starts."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own for the test session, on 127.0.0.1 and a free port.
+
+    initdb into a temporary folder, ``pg_ctl start`` (unix socket in that folder too, no
+    fsync: the data is thrown away), the manifests' init script for the roles and
+    databases, ``pg_ctl stop`` and the folder removed at the end.
+
+    initdb and the server refuse to run as root, and the tests may (CI does). As root the
+    server runs as the unprivileged ``postgres`` user that Debian's package creates
+    (``runuser -u postgres --``; ``nobody`` if there is none), in a folder of its own under
+    the system temp dir that it owns: pytest's tmp folders are private to root.
+
+    Without the server binaries (``apt-get install -y postgresql``) the tests skip with one
+    loud reason; under ``CI=true`` they fail (``.ci/run`` installs the package).
+    """
+    bindir = _postgres_bin()
+    if bindir is None:
+        _postgres_unavailable(
+            "no PostgreSQL server under /usr/lib/postgresql/*/bin (apt-get install -y postgresql)"
+        )
+        raise AssertionError("unreachable")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            account = pwd.getpwnam("nobody")
+        base = Path(tempfile.mkdtemp(prefix="kfp-mlops-pg-"))
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_user = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", account.pw_name, "--"]
+    else:
+        base = tmp_path_factory.mktemp("postgres")
+    data, sockets, log = base / "data", base / "sockets", base / "server.log"
+    port = _free_port()
+
+    def run(*argv: str | Path, env: dict[str, str] | None = None) -> None:
+        proc = subprocess.run(
+            [*as_user, *map(str, argv)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **(env or {})},
+            cwd=base,
+        )
+        if proc.returncode != 0:
+            server_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"{' '.join(map(str, argv))} failed:\n{proc.stdout}{proc.stderr}{server_log}")
+
+    run("mkdir", "-m", "0700", sockets)
+    run(
+        bindir / "initdb",
+        "--pgdata",
+        data,
+        "--username",
+        POSTGRES_ADMIN,
+        "--auth-local=trust",  # the admin over the socket, for the init script
+        "--auth-host=scram-sha-256",  # every TCP connection with a password
+        "--encoding=UTF8",
+        "--no-locale",
+        "--no-sync",
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off -c synchronous_commit=off"
+    run(bindir / "pg_ctl", "--pgdata", data, "--log", log, "--wait", "--timeout=60", "-o", options, "start")
+    try:
+        passwords = {role: secrets.token_urlsafe(16) for role in ("mlflow", "optuna")}
+        run(
+            "/bin/sh",
+            POSTGRES_INIT,
+            env={
+                "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
+                "POSTGRES_USER": POSTGRES_ADMIN,
+                "PGHOST": str(sockets),
+                "PGPORT": str(port),
+                "MLFLOW_DB_PASSWORD": passwords["mlflow"],
+                "OPTUNA_DB_PASSWORD": passwords["optuna"],
+            },
+        )
+        yield PostgresServer(port=port, socket_dir=sockets, passwords=passwords)
+    finally:
+        run(bindir / "pg_ctl", "--pgdata", data, "--mode=fast", "--wait", "stop")
+        shutil.rmtree(base, ignore_errors=True)

@@ -113,12 +113,34 @@ def _retry(fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+class StorageUnavailable(RuntimeError):
+    """The Optuna storage refused the connection (server down, wrong or missing password)."""
+
+
+def storage_error(storage: str, exc: Exception) -> StorageUnavailable:
+    """A clear error naming the storage (password hidden) and where its password comes from."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    url = redact(resolve_storage_url(storage))
+    hint = ""
+    if url.startswith("postgresql"):
+        hint = (
+            "; the URL names no password, so libpq reads PGPASSWORD (on a cluster: key PGPASSWORD "
+            "of Secret optuna-storage-credentials)"
+        )
+    return StorageUnavailable(f"Optuna storage {url} cannot be opened: {reason}{hint}")
+
+
 def load_shared_study(study_name: str, storage: str, seed: int = 0) -> optuna.Study:
     """Create or load the shared study (maximize validation F1, TPE seeded per worker)."""
+    from sqlalchemy.exc import OperationalError
+
     store = open_storage(storage)
     # tagifai.optimize.create_study is typed for URLs; Optuna accepts a storage object too.
     store_arg: Any = store
-    return _retry(lambda: create_study(study_name, store_arg, seed=seed))
+    try:
+        return _retry(lambda: create_study(study_name, store_arg, seed=seed))
+    except OperationalError as exc:
+        raise storage_error(storage, exc) from exc
 
 
 def _ensure_experiment(tracking_uri: str, experiment: str, artifact_location: str | None) -> str:

@@ -15,7 +15,13 @@ from typing import Any
 
 import optuna
 
-from components.optimize.core import FINISHED_STATES, open_storage, redact, resolve_storage_url
+from components.optimize.core import (
+    FINISHED_STATES,
+    open_storage,
+    redact,
+    resolve_storage_url,
+    storage_error,
+)
 from tagifai.config import TrainParams
 from tagifai.optimize import best_params as merge_best_params
 
@@ -41,9 +47,13 @@ class StudySummary:
 
 
 def load(study_name: str, storage: str) -> optuna.Study:
-    """Load an existing study; a clear error when it is absent."""
+    """Load an existing study; a clear error when it is absent or the storage cannot be opened."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         return optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except OperationalError as exc:
+        raise storage_error(storage, exc) from exc
     except KeyError:
         url = redact(resolve_storage_url(storage))
         raise LostTrials(

@@ -1,9 +1,11 @@
-"""optimize + study_summary: two real worker processes share one sqlite Optuna study and one
-MLflow parent run; the summary accounts for every trial and writes a self-contained report."""
+"""optimize + study_summary: two real worker processes share one Optuna study (sqlite, and a real
+PostgreSQL server as on a cluster) and one MLflow parent run; the summary accounts for every trial
+and writes a self-contained report."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +23,8 @@ from kfp import dsl
 from components.optimize.core import (
     ROLE_TAG,
     STUDY_TAG,
+    StorageUnavailable,
+    load_shared_study,
     open_storage,
     redact,
     resolve_storage_url,
@@ -51,15 +55,16 @@ print("RESULT=" + json.dumps({"finished": finished, "started": started, "ended":
 """
 
 
-@pytest.fixture(scope="module")
-def study(madewithml_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Run two optimize workers concurrently on the lesson's data; returns what they shared."""
-    tmp = tmp_path_factory.mktemp("optimize")
+def run_workers(
+    madewithml_dir: Path, tmp: Path, storage: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Start two optimize workers at the same time on the lesson's data, as two processes on one
+    study in `storage`; wait for both. Returns what they shared and what each reported."""
     projects = pd.read_csv(madewithml_dir / "projects.csv")
     projects.merge(pd.read_csv(madewithml_dir / "tags.csv"), on="id").to_parquet(tmp / "labeled.parquet")
     shared = {
         "study_name": "mlops-test-study",
-        "storage": f"sqlite:///{tmp / 'stores' / 'optuna.db'}",
+        "storage": storage,
         "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
         "artifact_root": str(tmp / "mlartifacts"),
     }
@@ -80,6 +85,7 @@ def study(madewithml_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                env={**os.environ, **(env or {})},
             )
         )
     results = []
@@ -90,7 +96,15 @@ def study(madewithml_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {**shared, "tmp": tmp, "results": results, "seconds": time.monotonic() - t0}
 
 
-def test_two_concurrent_workers_share_one_study(study: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def study(madewithml_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two optimize workers run concurrently on one sqlite study."""
+    tmp = tmp_path_factory.mktemp("optimize")
+    return run_workers(madewithml_dir, tmp, f"sqlite:///{tmp / 'stores' / 'optuna.db'}")
+
+
+def assert_no_trial_lost(study: dict[str, Any]) -> optuna.Study:
+    """Every trial of both workers is in the study, and the workers really overlapped."""
     assert [r["finished"] for r in study["results"]] == [TRIALS_PER_WORKER] * WORKERS
     loaded = optuna.load_study(study_name=study["study_name"], storage=study["storage"])
     trials = loaded.get_trials()
@@ -109,6 +123,11 @@ def test_two_concurrent_workers_share_one_study(study: dict[str, Any]) -> None:
         {tuple(sorted(t.params.items())) for t in by_worker[1]}
     )
     assert loaded.user_attrs["base_params"]["num_epochs"] == EPOCHS
+    return loaded
+
+
+def test_two_concurrent_workers_share_one_study(study: dict[str, Any]) -> None:
+    assert_no_trial_lost(study)
 
 
 def test_trials_are_child_runs_of_one_shared_parent(study: dict[str, Any]) -> None:
@@ -133,7 +152,8 @@ def test_trials_are_child_runs_of_one_shared_parent(study: dict[str, Any]) -> No
             assert 0 < child.data.metrics["val_f1"] <= 1
 
 
-def test_study_summary_writes_best_params_and_a_self_contained_report(study: dict[str, Any]) -> None:
+def summarize(study: dict[str, Any]) -> tuple[float, dsl.Artifact, dsl.HTML, optuna.Study]:
+    """Run the study_summary step on what the workers left; returns its outputs and the study."""
     tmp: Path = study["tmp"]
     best_params = dsl.Artifact(uri=str(tmp / "summary" / "best_params"))
     report = dsl.HTML(uri=str(tmp / "summary" / "report"))
@@ -145,14 +165,20 @@ def test_study_summary_writes_best_params_and_a_self_contained_report(study: dic
         report=report,
     )
     loaded = optuna.load_study(study_name=study["study_name"], storage=study["storage"])
-    assert best == pytest.approx(loaded.best_value) and 0.5 < best <= 1
+    assert best == pytest.approx(loaded.best_value)
+    assert best_params.metadata["finished_trials"] == WORKERS * TRIALS_PER_WORKER
+    return best, best_params, report, loaded
+
+
+def test_study_summary_writes_best_params_and_a_self_contained_report(study: dict[str, Any]) -> None:
+    best, best_params, report, loaded = summarize(study)
+    assert 0.5 < best <= 1
     params = json.loads(Path(best_params.path).read_text())
     assert set(params) == {f.name for f in fields(TrainParams)}
     # trials may train shorter; the final model trains for the full default
     assert TrainParams().num_epochs != EPOCHS and params["num_epochs"] == TrainParams().num_epochs
     assert {k: params[k] for k in loaded.best_params} == loaded.best_params
     assert TrainParams.from_dict(params).analyzer == loaded.best_params["analyzer"]
-    assert best_params.metadata["finished_trials"] == WORKERS * TRIALS_PER_WORKER
 
     html = Path(report.path).read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
@@ -227,3 +253,66 @@ def test_storage_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         run_worker(
             tmp_path / "x.parquet", study_name="it's", storage=pg, worker=0, n_trials=1, tracking_uri=""
         )
+
+
+# --------------------------------------------------------------------------- on PostgreSQL
+# Slow: the pg_study fixture trains in two worker processes (~25 s).
+
+
+@pytest.fixture(scope="module")
+def pg_study(
+    madewithml_dir: Path, tmp_path_factory: pytest.TempPathFactory, postgres_server
+) -> dict[str, Any]:
+    """Two optimize workers started together on one study in a real PostgreSQL, as on a cluster:
+    the storage URL names no password, each worker process gets it as PGPASSWORD."""
+    tmp = tmp_path_factory.mktemp("optimize-pg")
+    storage = postgres_server.url("optuna")
+    assert "@" in storage and postgres_server.passwords["optuna"] not in storage
+    return {
+        **run_workers(madewithml_dir, tmp, storage, env=postgres_server.env("optuna")),
+        "server": postgres_server,
+    }
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_postgresql_study_lose_no_trial(pg_study: dict[str, Any], monkeypatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", pg_study["server"].passwords["optuna"])
+    loaded = assert_no_trial_lost(pg_study)
+    # The trials are rows of the optuna database, not of some local file.
+    [(rows,)] = pg_study["server"].query(
+        "optuna",
+        "select count(*) from trials join studies using (study_id) "
+        f"where studies.study_name = '{pg_study['study_name']}'",
+    )
+    assert rows == len(loaded.trials) == WORKERS * TRIALS_PER_WORKER
+    assert not list(pg_study["tmp"].glob("**/optuna.db"))
+
+
+@pytest.mark.slow
+def test_the_study_summary_reads_every_trial_from_postgresql(pg_study: dict[str, Any], monkeypatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", pg_study["server"].passwords["optuna"])
+    best, _, report, loaded = summarize(pg_study)
+    assert best == loaded.best_value and 0.5 < best <= 1
+    assert "none lost" in Path(report.path).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_postgresql_storage_without_its_password_fails_naming_pgpassword(
+    pg_study: dict[str, Any], monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    url = pg_study["storage"]
+    with pytest.raises(
+        StorageUnavailable, match=rf"Optuna storage {re.escape(url)} cannot be opened: .*PGPASSWORD"
+    ):
+        study_summary.python_func(
+            study_name=pg_study["study_name"],
+            storage=url,
+            expected_trials=1,
+            best_params=dsl.Artifact(uri=str(tmp_path / "best_params")),
+            report=dsl.HTML(uri=str(tmp_path / "report")),
+        )
+    monkeypatch.setenv("PGPASSWORD", "not-the-password")
+    with pytest.raises(StorageUnavailable, match="password authentication failed") as raised:
+        load_shared_study("another-study", url)
+    assert "not-the-password" not in str(raised.value)

@@ -51,12 +51,17 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_images() -> dict[str, str]:
+def docker_engine() -> None:
+    """A Docker engine that answers; skipped loudly (or failed under CI) if none."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        _unavailable("no Docker engine answers (run ../shared/env/docker-up.sh)")
+
+
+@pytest.fixture(scope="session")
+def docker_images(docker_engine: None) -> dict[str, str]:
     """The step images (components.images), built; skipped loudly (or failed under CI) if not."""
     from components.images import IMAGES
 
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        _unavailable("no Docker engine answers (run ../shared/env/docker-up.sh)")
     missing = [
         ref
         for ref in IMAGES.values()

@@ -62,6 +62,20 @@ def test_cluster_script_is_shellcheck_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+DB_KEYS = ("POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "OPTUNA_DB_PASSWORD")
+DB_SECRETS_DRY_RUN = [
+    [
+        *("kubectl", "-n", "kfp-mlops", "create", "secret", "generic", "postgres-credentials"),
+        *(f"--from-file={key}=generated-passwords/{key}" for key in DB_KEYS),
+    ],
+    ["kubectl", "-n", "kubeflow", "delete", "secret", "optuna-storage-credentials", "--ignore-not-found"],
+    [
+        *("kubectl", "-n", "kubeflow", "create", "secret", "generic", "optuna-storage-credentials"),
+        "--from-file=PGPASSWORD=generated-passwords/OPTUNA_DB_PASSWORD",
+    ],
+]
+
+
 def test_dry_run_cluster_prints_the_quickstart_in_order_without_any_tool(tmp_path: Path) -> None:
     proc = _dry_run(tmp_path, "cluster")
     assert proc.returncode == 0, proc.stderr
@@ -90,7 +104,10 @@ def test_dry_run_cluster_prints_the_quickstart_in_order_without_any_tool(tmp_pat
             "--all",
         ],
         *(["kind", "load", "docker-image", image, "--name", "kfp-mlops"] for image in images),
+        ["kubectl", "apply", "-f", "manifests/base/namespace.yaml"],
+        *DB_SECRETS_DRY_RUN,
         ["kubectl", "apply", "-k", "manifests/overlays/kind"],
+        ["kubectl", "-n", "kfp-mlops", "rollout", "status", "statefulset/postgres", "--timeout=600s"],
         ["kubectl", "-n", "kfp-mlops", "rollout", "status", "deployment/mlflow", "--timeout=600s"],
         [
             "kubectl",
@@ -149,6 +166,61 @@ def test_dry_run_images_push_builds_and_pushes_the_step_and_mlflow_images(tmp_pa
     ]
     assert (ROOT / "manifests" / "mlflow-server" / "Dockerfile").is_file()
     assert (ROOT / "images" / "build.py").is_file()
+
+
+FAKE_KUBECTL = """#!/bin/sh
+# Records each call; `get` finds nothing; a --from-file value is recorded with the file's text.
+echo "ARGV $*" >> "$KUBECTL_LOG"
+[ "$3" = get ] && exit 1
+for arg in "$@"; do
+  case "$arg" in
+    --from-file=*) spec="${arg#--from-file=}"; printf 'FILE %s %s %s\\n' "$2" "${spec%%=*}" "$(cat "${spec#*=}")" >> "$KUBECTL_LOG" ;;
+  esac
+done
+"""
+
+
+def test_db_secrets_generates_the_passwords_once_through_files_only(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    env = {
+        "HOME": str(tmp_path),
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "PYTHON": sys.executable,
+        "KUBECTL_LOG": str(log),
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.run(
+        ["/bin/bash", str(SCRIPT), "db-secrets"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    files = {
+        (ns, key): value
+        for _, ns, key, value in (line.split(" ", 3) for line in lines if line.startswith("FILE"))
+    }
+    assert set(files) == {*(("kfp-mlops", k) for k in DB_KEYS), ("kubeflow", "PGPASSWORD")}
+    passwords = [files["kfp-mlops", k] for k in DB_KEYS]
+    assert len(set(passwords)) == 3 and all(len(p) >= 24 for p in passwords)
+    # the steps get the optuna role's password
+    assert files["kubeflow", "PGPASSWORD"] == files["kfp-mlops", "OPTUNA_DB_PASSWORD"]
+    # never on a command line, and the files are gone afterwards
+    argv = "\n".join(line for line in lines if line.startswith("ARGV"))
+    assert not any(p in argv for p in passwords)
+    assert not list((tmp_path / "tmp").iterdir())
+
+    # A second call keeps the existing passwords (the database volume holds them).
+    (bin_dir / "kubectl").write_text('#!/bin/sh\necho "ARGV $*" >> "$KUBECTL_LOG"\n')
+    log.unlink()
+    again = subprocess.run(
+        ["/bin/bash", str(SCRIPT), "db-secrets"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert again.returncode == 0 and "exists: keeping its passwords" in again.stderr
+    assert log.read_text().splitlines() == ["ARGV -n kfp-mlops get secret postgres-credentials"]
 
 
 def test_missing_tools_fail_with_one_clear_line_without_dry_run(tmp_path: Path) -> None:

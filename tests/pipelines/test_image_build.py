@@ -72,6 +72,9 @@ def test_the_model_images_hold_no_warehouse_client_and_only_their_own_tools(proj
     assert "optuna" in names["optimize"] and "optuna" not in names["train"]
     assert "skops" in names["train"] and "skops" not in names["optimize"]
     assert {"sqlalchemy", "alembic"} <= names["train"]  # MLflow's sqlite tracking store
+    # The PostgreSQL driver goes where a step opens the Optuna storage itself (optimize,
+    # study_summary); train and the others reach the registry over HTTP.
+    assert {step for step in EXTRA if "psycopg" in names[step]} == {"optimize"}
     assert not any("pyarrow" in names[step] for step in EXTRA)
     # Only the steps that write or read datasets with pandas carry fastparquet.
     assert {step for step in EXTRA if "fastparquet" in names[step]} == {"extract", "optimize", "train"}

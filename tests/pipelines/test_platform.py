@@ -103,15 +103,22 @@ def test_warehouse_steps_get_warehouse_credentials_and_stores_only(tmp_path: Pat
     assert "retryPolicy" not in _tasks_by_name(spec)[step]
 
 
-@pytest.mark.parametrize(
-    "step", ["optimize", "study_summary", "train", "evaluate", "promote", "monitor", "compose", "rollback"]
-)
+MLFLOW_STEPS = ["optimize", "study_summary", "train", "evaluate", "promote", "monitor", "compose", "rollback"]
+# The steps that open the Optuna storage themselves.
+OPTUNA_STEPS = {"optimize", "study_summary"}
+
+
+@pytest.mark.parametrize("step", MLFLOW_STEPS)
 def test_mlflow_steps_get_mlflow_credentials_and_stores_only(tmp_path: Path, step: str) -> None:
     spec, _ = _compile(tmp_path, [step])
     config = _executors(spec)[step]
+    optuna = (
+        {"PGPASSWORD": ("optuna-storage-credentials", "PGPASSWORD", True)} if step in OPTUNA_STEPS else {}
+    )
     assert _env_from(config) == {
         "MLFLOW_TRACKING_USERNAME": ("mlflow-credentials", "MLFLOW_TRACKING_USERNAME", True),
         "MLFLOW_TRACKING_PASSWORD": ("mlflow-credentials", "MLFLOW_TRACKING_PASSWORD", True),
+        **optuna,
     }
     assert "secretAsVolume" not in config
     assert [p["pvcNameParameter"]["runtimeValue"]["constant"] for p in config["pvcMount"]] == [
@@ -175,6 +182,8 @@ def test_secret_values_in_the_environment_never_reach_the_compiled_yaml(
         "AIRBYTE_PASSWORD": "pa55word-q9z",
         "MLFLOW_TRACKING_USERNAME": "mlflow-user-k2",
         "MLFLOW_TRACKING_PASSWORD": "mlflow-pw-88c1",
+        "PGPASSWORD": "optuna-pg-pw-5e2d",
+        "OPTUNA_STORAGE": "postgresql://optuna:inline-pw-77b0@db.example:5432/optuna",
         "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "sa-key-file-4411.json"),
     }
     key_json = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----MIIEvQ-fake-991"}'
@@ -186,7 +195,70 @@ def test_secret_values_in_the_environment_never_reach_the_compiled_yaml(
     spec, text = _compile(tmp_path, list(platform.STEPS))
 
     assert len(_executors(spec)) == len(platform.STEPS)  # every step compiled and wired
-    for value in [*values.values(), key_json, "MIIEvQ-fake-991", "sa-key-file-4411"]:
+    for value in [*values.values(), key_json, "MIIEvQ-fake-991", "sa-key-file-4411", "inline-pw-77b0"]:
         assert value not in text
     # What is there are references: Secret names and keys.
     assert "supersecret" not in text and "airbyte-credentials" in text
+
+
+@pytest.mark.parametrize("name", ["mlops", "continual"])
+def test_the_compiled_optuna_storage_is_postgresql_without_a_password_which_comes_from_the_secret(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from pipelines.compile import compile_all
+    from pipelines.settings import CLUSTER_OPTUNA_STORAGE
+
+    monkeypatch.setenv("PGPASSWORD", "pg-secret-31f7")
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://optuna:url-secret-9a0c@db.example/optuna")
+    [path] = compile_all(tmp_path, [name])
+    text = path.read_text()
+    pipe, plat = yaml.safe_load_all(text)
+    assert "pg-secret-31f7" not in text and "url-secret-9a0c" not in text
+
+    default = pipe["root"]["inputDefinitions"]["parameters"]["optuna_storage"]["defaultValue"]
+    url = make_url(default)
+    assert default == CLUSTER_OPTUNA_STORAGE and url.password is None
+    assert (url.drivername, url.username, url.database) == ("postgresql", "optuna", "optuna")
+    # the PostgreSQL Service of the manifests, reached from the runs namespace
+    assert url.host == "postgres.kfp-mlops.svc.cluster.local" and url.port == 5432
+
+    executors = plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    by_component = {
+        component: executors.get(spec.get("executorLabel", ""), {})
+        for component, spec in pipe["components"].items()
+    }
+    with_password = {c for c, config in by_component.items() if "PGPASSWORD" in _env_from(config)}
+    assert with_password == {"comp-optimize", "comp-study-summary"}
+    for component in with_password:
+        assert _env_from(by_component[component])["PGPASSWORD"] == (
+            "optuna-storage-credentials",
+            "PGPASSWORD",
+            True,
+        )
+
+
+def test_the_stores_volume_is_chosen_at_compile_time_and_can_be_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def claims(step: str) -> list[str]:
+        spec, _ = _compile(tmp_path, [step])
+        config = _executors(spec)[step]
+        return [p["pvcNameParameter"]["runtimeValue"]["constant"] for p in config.get("pvcMount", [])]
+
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "")  # empty: the default claim
+    assert claims("train") == ["kfp-mlops-stores"]
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "stores-rwx")
+    assert claims("extract") == ["stores-rwx"]
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "None")
+    for step in platform.STEPS:
+        assert claims(step) == [], step
+    # everything else is still wired
+    spec, _ = _compile(tmp_path, ["optimize"])
+    assert "PGPASSWORD" in _env_from(_executors(spec)["optimize"])
+    monkeypatch.setenv(platform.STORES_PVC_ENV, "My_Stores")
+    with pytest.raises(
+        ValueError, match=r"KFP_MLOPS_STORES_PVC='My_Stores' is not a PersistentVolumeClaim name"
+    ):
+        _compile(tmp_path, ["train"])

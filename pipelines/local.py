@@ -232,6 +232,17 @@ def _collect(
     return outputs, sorted(reports)
 
 
+def backend_problems(pipeline_func: Any, arguments: dict[str, Any]) -> list[str]:
+    """Where the pipeline, run with `arguments`, breaks the KFP backend's rules
+    (:mod:`pipelines.conformance`: typed inputs, references, Kubernetes settings)."""
+    from google.protobuf import json_format
+
+    from pipelines import conformance
+
+    platform = json_format.MessageToDict(pipeline_func.platform_spec) if pipeline_func.platform_spec else {}
+    return [p.line() for p in conformance.check(pipeline_func.pipeline_spec, platform, arguments=arguments)]
+
+
 def docker_runner(runs_root: Path, mounts: dict[str, bool]) -> Any:
     """A DockerRunner whose containers see `mounts` (host path -> read-only?) at the same
     paths as the host, so warehouse / MLflow / source URIs mean the same thing inside.
@@ -274,6 +285,17 @@ def run(
 
     if sequential is None:
         sequential = scheduler.sequential()
+    refused = backend_problems(pipeline_func, arguments)
+    if refused:
+        # What a KFP backend would refuse must not pass here: nothing runs.
+        return RunResult(
+            pipeline=pipeline_func.pipeline_spec.pipeline_info.name,
+            status=FAILED,
+            seconds=0.0,
+            tasks=[],
+            error="the pipeline breaks the KFP backend's rules, so nothing ran: " + "; ".join(refused),
+            order="sequential" if sequential else "argo",
+        )
 
     name = pipeline_func.pipeline_spec.pipeline_info.name
     names = display_names(pipeline_func.pipeline_spec)

@@ -87,12 +87,24 @@ WAREHOUSE_ENV = {"GOOGLE_APPLICATION_CREDENTIALS": "GOOGLE_APPLICATION_CREDENTIA
 # syncs are long jobs behind a flaky API, so the whole step is retried (it is
 # idempotent: a sync already running (409) is attached to, not started twice).
 EXTERNAL_RETRIES = 3
-EXTERNAL_BACKOFF = "20s"  # then 40 s, 80 s
+EXTERNAL_BACKOFF_S = 20  # then 40 s, 80 s
+EXTERNAL_BACKOFF = f"{EXTERNAL_BACKOFF_S}s"
 EXTERNAL_BACKOFF_FACTOR = 2.0
-EXTERNAL_BACKOFF_MAX = "600s"
 # activeDeadlineSeconds of each attempt's pod: above the step's own Airbyte job
 # timeout (1 h by default), so the step can cancel its job before the pod is killed.
 EXTERNAL_TIMEOUT_S = 2 * 3600
+
+
+def retry_window_s(retries: int, timeout_s: int) -> int:
+    """Argo's ``backoff.maxDuration`` for `retries` attempts of `timeout_s` each.
+
+    Argo counts it from the first attempt's start and starts no retry after it (a retry's pod
+    deadline is cut to what is left): it is the whole window, so it covers every attempt and
+    every backoff (backend/src/v2/compiler/argocompiler/container.go passes the task's
+    ``backoff_max_duration`` there; argo-workflows workflow/controller/operator.go).
+    """
+    backoffs = sum(EXTERNAL_BACKOFF_S * EXTERNAL_BACKOFF_FACTOR**i for i in range(retries))
+    return int((retries + 1) * timeout_s + backoffs)
 
 
 def use_airbyte_credentials(task: PipelineTask) -> PipelineTask:
@@ -150,7 +162,7 @@ def external_call_policy(
             num_retries=retries,
             backoff_duration=EXTERNAL_BACKOFF,
             backoff_factor=EXTERNAL_BACKOFF_FACTOR,
-            backoff_max_duration=EXTERNAL_BACKOFF_MAX,
+            backoff_max_duration=f"{retry_window_s(retries, timeout_s)}s",
         )
     return kubernetes.set_timeout(task, timeout_s)
 

@@ -214,10 +214,37 @@ class _Executor:
             self.report(where, message, "argo-workflows v4 workflow/util/util.go: ApplyPodSpecPatch")
         self.mounts.setdefault(path, name)
 
+    def retry_window(self, deadline_s: int) -> None:
+        """Argo's ``backoff.maxDuration`` is the whole retry window, counted from the first
+        attempt's start, not a cap on one backoff: once it has passed no retry starts, and a
+        retry's pod deadline is cut to what is left of it. It has to cover every attempt."""
+        policy = (self.site.task.get("retryPolicy") if self.site is not None else None) or {}
+        retries = int(policy.get("maxRetryCount", 0) or 0)
+        if retries < 1 or "backoffMaxDuration" not in policy:
+            return
+        window = _seconds(policy["backoffMaxDuration"])
+        first = _seconds(policy.get("backoffDuration", "0s"))
+        factor = float(policy.get("backoffFactor", 2) or 2)
+        backoffs = sum(first * factor**i for i in range(retries))
+        needed = (retries + 1) * deadline_s + backoffs
+        if window < needed:
+            message = (
+                f"retryPolicy backoffMaxDuration {window:g}s is shorter than {retries + 1} attempts of "
+                f"activeDeadlineSeconds {deadline_s} plus their backoffs ({needed:g}s): Argo counts it from "
+                "the first attempt's start, so a late failure is never retried and a retry's pod is cut short"
+            )
+            self.report(
+                "activeDeadlineSeconds",
+                message,
+                f"{LAUNCHER}: getTaskRetryStrategyFromInput; argo-workflows v4 workflow/controller/operator.go",
+                at_task=True,
+            )
+
     def deadline(self) -> None:
         if "activeDeadlineSeconds" not in self.config:
             return
         seconds = int(self.config["activeDeadlineSeconds"])
+        self.retry_window(seconds)
         if seconds <= 0:
             self.report(
                 "activeDeadlineSeconds",
@@ -227,3 +254,9 @@ class _Executor:
         elif seconds > MAX_INT32:
             message = f"{seconds} is above {MAX_INT32}: Kubernetes refuses the pod"
             self.report("activeDeadlineSeconds", message, f"{K8S_VALIDATION}: ValidatePodSpec")
+
+
+def _seconds(duration: Any) -> float:
+    """A protobuf Duration as compiled (``"600s"``, or a number of seconds)."""
+    text = str(duration).strip()
+    return float(text[:-1] if text.endswith("s") else text)

@@ -472,6 +472,11 @@ CASES: list[tuple[str, Callable[[Docs], None], str]] = [
         "cannot be resolved to an int",
     ),
     (
+        "a retry window shorter than the attempts it has to hold",
+        lambda d: _set(_tasks(d[0])["say"]["retryPolicy"], "backoffMaxDuration", "600s"),
+        "backoffMaxDuration 600s is shorter than 3 attempts of activeDeadlineSeconds 600",
+    ),
+    (
         "a DAG component named like a template of the compiler",
         lambda d: _rename_component(d[0], "comp-inner", "entrypoint"),
         "component 'entrypoint' becomes an Argo template name",

@@ -82,6 +82,27 @@ def test_runner_reports_bad_arguments(tmp_path) -> None:
     assert result.status == local.FAILED and "nope" in result.error
 
 
+@dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
+def count(n: int) -> int:
+    return n + 1
+
+
+@dsl.pipeline(name="untyped-loop")
+def untyped_loop(items: list = [0, 1]) -> None:  # noqa: B006 - a pipeline parameter default
+    with dsl.ParallelFor(items) as item:
+        count(n=item).set_display_name("count item")
+
+
+def test_runner_refuses_what_the_kfp_backend_would_refuse_and_runs_nothing(tmp_path) -> None:
+    # kfp.local would pass the raw ints and succeed; the backend's driver turns the untyped
+    # list's items into strings and refuses them for an int input.
+    result = local.run(untyped_loop, {}, tmp_path / "runs")
+    assert result.status == local.FAILED and result.tasks == []
+    assert "KFP backend's rules" in result.error
+    assert 'task count ("count item")' in result.error and "type mismatch" in result.error
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 @pytest.mark.parametrize("hook", ["task_executor", "condition"])
 def test_kfp_local_hook_points_exist(hook) -> None:
     if hook == "task_executor":

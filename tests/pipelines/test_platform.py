@@ -89,7 +89,8 @@ def test_airbyte_sync_gets_airbyte_and_warehouse_secrets_stores_and_call_policy(
     assert retry["maxRetryCount"] == platform.EXTERNAL_RETRIES
     assert retry["backoffDuration"] == "20s"
     assert retry["backoffFactor"] == 2.0
-    assert retry["backoffMaxDuration"] == "600s"
+    # Argo's window counts from the first attempt: 4 attempts of 2 h plus 20 + 40 + 80 s.
+    assert retry["backoffMaxDuration"] == "28940s"
 
 
 @pytest.mark.parametrize("step", ["ge_validate", "dbt_transform", "extract", "publish"])

@@ -64,9 +64,13 @@ def train_and_promote(
         ).after(check)
         wire(tune, "optimize").set_caching_options(False).set_display_name("optimize")
 
-    best = study_summary(study_name=study, storage=optuna_storage, expected_trials=expected_trials).after(
-        tune
-    )
+    best = study_summary(
+        study_name=study,
+        storage=optuna_storage,
+        expected_trials=expected_trials,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+    ).after(tune)
     wire(best, "study_summary").set_caching_options(False).set_display_name("study summary")
 
     fit = train(

@@ -117,6 +117,32 @@ def end_run(tracking_uri: str, run_id: str, status: str = "FINISHED") -> None:
     client(tracking_uri).set_terminated(run_id, status=status)
 
 
+# Tags of an Optuna study's runs: the study's name, and "study" (the shared parent run) or
+# "trial" (one child per trial).
+STUDY_TAG = "study_name"
+ROLE_TAG = "optuna_role"
+
+
+def study_runs(tracking_uri: str, experiment_id: str, study_name: str) -> list[str]:
+    """The parent runs of `study_name` in an experiment, oldest first (start time, then id)."""
+    runs = client(tracking_uri).search_runs(
+        [experiment_id],
+        filter_string=f"tags.{STUDY_TAG} = '{study_name}' and tags.{ROLE_TAG} = 'study'",
+    )
+    return [r.info.run_id for r in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))]
+
+
+def end_study_runs(tracking_uri: str, experiment: str, study_name: str, status: str) -> list[str]:
+    """End the study's parent run(s) with `status` (FINISHED or FAILED); returns their ids."""
+    found = client(tracking_uri).get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    ended = study_runs(tracking_uri, found.experiment_id, study_name)
+    for run_id in ended:
+        end_run(tracking_uri, run_id, status)
+    return ended
+
+
 def register_model(
     tracking_uri: str,
     run_id: str,

@@ -24,8 +24,7 @@ from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
 from tagifai.optimize import add_fixed_trial, create_study, make_objective
 
-STUDY_TAG = "study_name"
-ROLE_TAG = "optuna_role"  # "study" on the shared parent run, "trial" on its children
+STUDY_TAG, ROLE_TAG = tracking.STUDY_TAG, tracking.ROLE_TAG
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # sqlite allows one writer at a time: other processes wait up to this long for the lock.
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -156,14 +155,6 @@ def _ensure_experiment(tracking_uri: str, experiment: str, artifact_location: st
     raise AssertionError("unreachable")
 
 
-def _parent_runs(client: Any, experiment_id: str, study_name: str) -> list[str]:
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.{STUDY_TAG} = '{study_name}' and tags.{ROLE_TAG} = 'study'",
-    )
-    return [r.info.run_id for r in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))]
-
-
 def study_parent_run(
     tracking_uri: str, experiment: str, study_name: str, artifact_location: str | None = None
 ) -> str:
@@ -176,7 +167,7 @@ def study_parent_run(
     """
     client = tracking.client(tracking_uri)
     exp_id = _ensure_experiment(tracking_uri, experiment, artifact_location)
-    found = _parent_runs(client, exp_id, study_name)
+    found = tracking.study_runs(tracking_uri, exp_id, study_name)
     if found:
         return found[0]
     own = tracking.start_parent_run(
@@ -189,7 +180,7 @@ def study_parent_run(
     # Let a concurrent creator's insert land, so that every creator sees every candidate
     # and picks the same one.
     time.sleep(PARENT_SETTLE_S)
-    found = _parent_runs(client, exp_id, study_name)
+    found = tracking.study_runs(tracking_uri, exp_id, study_name)
     winner = found[0] if found else own
     if winner != own:
         client.delete_run(own)

@@ -12,6 +12,8 @@ def study_summary(
     expected_trials: int,
     best_params: Output[Artifact],
     report: Output[HTML],
+    tracking_uri: str = "",
+    experiment: str = "tagifai",
 ) -> float:
     """Check that the optimize workers lost no trial and pick the best params.
 
@@ -22,6 +24,9 @@ def study_summary(
         study_name: The Optuna study the optimize workers shared.
         storage: Optuna RDB storage URL (or ``env:NAME``), as given to the workers.
         expected_trials: Workers × trials per worker.
+        tracking_uri: The MLflow store the workers logged to: the study's parent run there
+            is ended, FINISHED when no trial was lost, FAILED otherwise ("" : none).
+        experiment: The workers' MLflow experiment.
 
     Returns:
         best_params: JSON of the full training params (base params + the best trial's values).
@@ -30,8 +35,16 @@ def study_summary(
         Output: The best validation F1.
     """
     from components.study_summary.core import write_summary
+    from tagifai import tracking
 
-    summary = write_summary(study_name, storage, expected_trials, best_params.path, report.path)
+    try:
+        summary = write_summary(study_name, storage, expected_trials, best_params.path, report.path)
+    except BaseException:
+        if tracking_uri:
+            tracking.end_study_runs(tracking_uri, experiment, study_name, "FAILED")
+        raise
+    if tracking_uri:
+        tracking.end_study_runs(tracking_uri, experiment, study_name, "FINISHED")
     meta = {"study_name": study_name, "finished_trials": summary.finished, "states": summary.counts}
     best_params.metadata.update({**meta, "best_trial": summary.best_trial, "best_value": summary.best_value})
     report.metadata.update(meta)

@@ -200,9 +200,15 @@ def test_study_summary_catches_a_lost_trial(study: dict[str, Any]) -> None:
             expected_trials=expected,
             best_params=best_params,
             report=report,
+            tracking_uri=study["tracking_uri"],
         )
     assert "MISMATCH" in Path(report.path).read_text()  # the report is written first, for debugging
     assert not Path(best_params.path).exists()
+    # The study's MLflow parent run says so too: it ends FAILED, not left as the workers left it.
+    client = tracking.client(study["tracking_uri"])
+    exp_id = client.get_experiment_by_name("tagifai").experiment_id
+    [parent] = tracking.study_runs(study["tracking_uri"], exp_id, study["study_name"])
+    assert client.get_run(parent).info.status == "FAILED"
     with pytest.raises(LostTrials, match="does not exist"):
         study_summary.python_func(
             study_name="never-ran",

@@ -94,7 +94,10 @@ def train_and_promote(
 
     with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
         crown = promote(
-            version=fit.outputs["version"], tracking_uri=tracking_uri, reason=gate.outputs["reason"]
+            version=fit.outputs["version"],
+            tracking_uri=tracking_uri,
+            reason=gate.outputs["reason"],
+            compared_with=gate.outputs["champion_version"],
         )
         wire(crown, "promote").set_caching_options(False).set_display_name("promote")
     return gate.outputs["decision"]

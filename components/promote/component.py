@@ -4,7 +4,7 @@ from components.step import step_component
 
 
 @step_component("promote")
-def promote(version: str, tracking_uri: str, reason: str = "") -> str:
+def promote(version: str, tracking_uri: str, reason: str = "", compared_with: str = "any") -> str:
     """Make a model version of ``tagifai`` the champion (registry alias ``champion``).
 
     The version gets the tags ``promoted_from`` (the previous champion, or ``none``) and
@@ -14,13 +14,16 @@ def promote(version: str, tracking_uri: str, reason: str = "") -> str:
         version: Registered model version to promote (from train).
         tracking_uri: MLflow tracking (and registry) URI.
         reason: Why (e.g. the evaluate step's reason); recorded on the version.
+        compared_with: The champion the version was evaluated against (evaluate's
+            ``champion_version``; "" when there was none): if another run has moved the
+            champion since, the task fails and nothing changes. ``any``: no such check.
 
     Returns:
         Output: The promoted version.
     """
     from components.promote.core import promote as promote_version
 
-    out = promote_version(tracking_uri, version, reason)
+    out = promote_version(tracking_uri, version, reason, compared_with=compared_with)
     if out.changed:
         print(f"champion: v{out.previous or '-'} -> v{out.version} ({reason})")
     else:

@@ -9,6 +9,12 @@ from mlflow.exceptions import MlflowException
 from tagifai import tracking
 
 NO_PREVIOUS = "none"
+# `compared_with` value that skips the check: promote over whatever the champion is now.
+ANY_CHAMPION = "any"
+
+
+class ChampionChanged(RuntimeError):
+    """The champion moved since the candidate was compared with it; nothing was promoted."""
 
 
 @dataclass(frozen=True)
@@ -18,8 +24,28 @@ class Promotion:
     changed: bool  # False when the version already was the champion
 
 
-def promote(tracking_uri: str, version: str, reason: str = "", name: str = tracking.MODEL_NAME) -> Promotion:
-    """Make `version` the champion. Idempotent: promoting the champion again changes nothing."""
+def promote(
+    tracking_uri: str,
+    version: str,
+    reason: str = "",
+    name: str = tracking.MODEL_NAME,
+    compared_with: str = ANY_CHAMPION,
+) -> Promotion:
+    """Make `version` the champion. Idempotent: promoting the champion again changes nothing.
+
+    Args:
+        tracking_uri: MLflow tracking (and registry) URI.
+        version: The version to promote.
+        reason: Why; recorded on the version.
+        name: The registered model.
+        compared_with: The champion the gate compared `version` with ("" when there was
+            none), or ``"any"``. Another run may have crowned a better model since; the gate's
+            verdict holds only against the champion it saw, so a moved champion is not replaced.
+
+    Raises:
+        ChampionChanged: The champion is no longer the one `version` was compared with.
+        ValueError: `version` is not in the registry.
+    """
     version = str(version)
     client = tracking.client(tracking_uri)
     try:
@@ -32,6 +58,11 @@ def promote(tracking_uri: str, version: str, reason: str = "", name: str = track
     previous = str(current.version) if current is not None else ""
     if previous == version:
         return Promotion(version, previous, changed=False)
+    if compared_with != ANY_CHAMPION and previous != str(compared_with):
+        raise ChampionChanged(
+            f"{name} v{version} was compared with champion {_label(compared_with)}, but the champion is "
+            f"now {_label(previous)} (another run promoted it): not promoted; run again to compare with it"
+        )
     # Tags first, alias last: the alias move is the commit point, so a failure in between
     # leaves the old champion serving.
     tracking.set_version_tags(
@@ -42,3 +73,7 @@ def promote(tracking_uri: str, version: str, reason: str = "", name: str = track
     )
     tracking.set_alias(tracking_uri, version, tracking.CHAMPION, name)
     return Promotion(version, previous, changed=True)
+
+
+def _label(version: str) -> str:
+    return f"v{version}" if version else "none"

@@ -14,6 +14,7 @@ from kfp import dsl
 from components.evaluate.component import evaluate
 from components.evaluate.core import KEEP, PROMOTE, gate
 from components.promote.component import promote
+from components.promote.core import ChampionChanged
 from components.train.component import train
 from tagifai import tracking
 from tagifai.config import TrainParams
@@ -111,6 +112,25 @@ def test_gate_promotes_the_first_model_and_keeps_the_champion_against_a_worse_on
     assert _champion(uri)[1]["promoted_from"] == "2"
     with pytest.raises(ValueError, match=r"tagifai v9 does not exist in the registry"):
         promote.python_func(version="9", tracking_uri=uri)
+
+
+def test_a_candidate_is_not_promoted_over_a_champion_it_was_not_compared_with(
+    inputs: Path, tmp_path: Path
+) -> None:
+    # Two runs evaluate against champion v1; the first promotes its v2; the second's v3 was
+    # never compared with v2 and must not replace it, whatever its own gate said.
+    uri, root = f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "mlartifacts")
+    versions = [_train(inputs, tmp_path / f"t{i}", uri, root).version for i in (1, 2, 3)]
+    promote.python_func(version=versions[0], tracking_uri=uri, compared_with="")
+    seen = [_evaluate(inputs, tmp_path / f"e{v}", uri, v)[0].champion_version for v in versions[1:]]
+    assert seen == ["1", "1"]
+    assert promote.python_func(version=versions[1], tracking_uri=uri, compared_with=seen[0]) == "2"
+    with pytest.raises(ChampionChanged, match=r"compared with champion v1, but the champion is now v2"):
+        promote.python_func(version=versions[2], tracking_uri=uri, compared_with=seen[1])
+    assert _champion(uri)[0] == "2"
+    assert "promoted_from" not in tracking.client(uri).get_model_version(tracking.MODEL_NAME, "3").tags
+    with pytest.raises(ChampionChanged, match=r"compared with champion none"):
+        promote.python_func(version=versions[2], tracking_uri=uri, compared_with="")
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -232,6 +234,53 @@ def _collect(
     return outputs, sorted(reports)
 
 
+TMP = "tmp"
+_OWNER = "owner.json"
+
+
+def new_run_folder(runs_root: Path, pipeline: str) -> Path:
+    """A folder of its own for one run, ``<runs>/<pipeline>-<YYYYmmdd-HHMMSS>-<pid>-<hex>``:
+    runs started in the same second (or by two processes) never share a log or outputs.
+
+    Temp folders that killed runs left behind are removed first (:func:`remove_stale_temp`).
+    """
+    runs_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(runs_root)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = runs_root / f"{pipeline}-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
+    folder.mkdir()
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    (folder / _OWNER).write_text(json.dumps(owner))
+    return folder
+
+
+def remove_stale_temp(runs_root: Path) -> list[Path]:
+    """Remove the task temp folders of runs whose process (on this host) is gone."""
+    removed = []
+    for temp in runs_root.glob(f"*/{TMP}"):
+        try:
+            owner = json.loads((temp.parent / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner.get("host") != socket.gethostname() or _alive(int(owner.get("pid", 0))):
+            continue
+        shutil.rmtree(temp, ignore_errors=True)
+        removed.append(temp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def backend_problems(pipeline_func: Any, arguments: dict[str, Any]) -> list[str]:
     """Where the pipeline, run with `arguments`, breaks the KFP backend's rules
     (:mod:`pipelines.conformance`: typed inputs, references, Kubernetes settings)."""
@@ -299,8 +348,7 @@ def run(
 
     name = pipeline_func.pipeline_spec.pipeline_info.name
     names = display_names(pipeline_func.pipeline_spec)
-    runs_root.mkdir(parents=True, exist_ok=True)
-    before = {p.name for p in runs_root.iterdir()}
+    run_home = new_run_folder(runs_root, name)
     starts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if runner == "docker":
         kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
@@ -312,14 +360,16 @@ def run(
         if warm.enabled():
             # Now, before TMPDIR points into the run: the server's socket lives in a temp dir.
             warm.start([name])
-    local.init(runner=kfp_runner, pipeline_root=str(runs_root), raise_on_error=False)
+    local.init(runner=kfp_runner, pipeline_root=str(run_home), raise_on_error=False)
 
-    # kfp.local leaves a temp folder per task: give the run its own and remove it after.
-    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs_root.parent))
+    # kfp.local leaves a temp folder per task: give the run its own and remove it after (a
+    # killed run's is removed by the next run: remove_stale_temp).
+    tmp = run_home / TMP
+    tmp.mkdir()
     old_tmp = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = None
-    log_path = runs_root / f".{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path = run_home / "run.log"
     records: list[TaskRecord] = []
     t0 = time.perf_counter()
     error = ""
@@ -350,11 +400,9 @@ def run(
                 tempfile.tempdir = None
                 shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    new_dirs = sorted(
-        (p for p in runs_root.iterdir() if p.is_dir() and p.name not in before),
-        key=lambda p: p.stat().st_mtime,
-    )
-    run_dir = new_dirs[-1] if new_dirs else None
+    # kfp.local's own folder for the run (<pipeline>-<timestamp>), the one folder it made here.
+    made = [p for p in run_home.iterdir() if p.is_dir() and p.name != TMP]
+    run_dir = made[0] if len(made) == 1 else None
     reports_dir = (reports_root or runs_root.parent / "reports") / name
     kinds = report_types(pipeline_func.pipeline_spec)
     outputs, reports = _collect(run_dir, kinds, reports_dir, names) if run_dir else ({}, [])

@@ -2,6 +2,11 @@
 reports, and the two kfp.local hook points it relies on (kfp is pinned)."""
 
 import builtins
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,3 +118,28 @@ def test_kfp_local_hook_points_exist(hook) -> None:
         from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
 
         assert isinstance(ConditionEvaluator.__dict__["_resolve_pipeline_channel"], staticmethod)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folder_and_log(tmp_path) -> None:
+    first = local.run(tiny, {"x": 1}, tmp_path / "runs")
+    second = local.run(tiny, {"x": 0}, tmp_path / "runs")
+    assert first.status == second.status == local.SUCCEEDED
+    assert first.log_file != second.log_file and first.run_dir != second.run_dir
+    assert Path(first.log_file).name == "run.log" and "acting on x=1" in Path(first.log_file).read_text()
+    assert "acting on" not in Path(second.log_file).read_text()
+    assert not list((tmp_path / "runs").glob("*/tmp"))  # each run removed its task temp folder
+
+
+def test_a_killed_runs_temp_folder_is_removed_by_the_next_run(tmp_path) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed = tmp_path / "runs" / "tiny-20260101-000000-1-dead"
+    (killed / "tmp" / "tmpabc").mkdir(parents=True)
+    (killed / "owner.json").write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname()}))
+    live = tmp_path / "runs" / "tiny-20260101-000001-2-live"
+    (live / "tmp").mkdir(parents=True)
+    (live / "owner.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert local.run(tiny, {"x": 0}, tmp_path / "runs").status == local.SUCCEEDED
+    assert not (killed / "tmp").exists() and (killed / "owner.json").exists()
+    assert (live / "tmp").exists()  # its process is alive: never touched

@@ -3,13 +3,16 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The BigQuery emulator the tests run against, in a venv of its own (its own DuckDB release).
+BQEMU := .venv-bqemulator
+BQEMU_STAMP := $(BQEMU)/.installed-stamp
 SOURCE ?= sample
 ARGS ?=
 # Some shells export PYTHONDONTWRITEBYTECODE; every pipeline step is a new process, so
 # without cached bytecode each one recompiles its imports (seconds per step).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install run test test-fast lint format compile check bench clean constraints tools images images-push images-kind upload cluster submit schedule
+.PHONY: install bqemulator run test test-fast lint format compile check bench clean constraints tools images images-push images-kind upload cluster submit schedule
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -19,9 +22,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project + dev tools from the pinned constraints
+# DuckDB looks for installed extensions under $$HOME/.duckdb: the emulator runs with HOME=$(BQEMU)/home.
+$(BQEMU_STAMP): constraints-bqemulator.txt scripts/bqemulator_setup.py | $(STAMP)
+	rm -rf $(BQEMU)
+	$(PY) -m venv $(BQEMU)
+	mkdir -p $(BQEMU)/home
+	$(BIN)/uv pip install -q --python $(BQEMU)/bin/python -r constraints-bqemulator.txt
+	HOME="$(CURDIR)/$(BQEMU)/home" $(BQEMU)/bin/python scripts/bqemulator_setup.py
+	@touch $(BQEMU_STAMP)
 
-run: install  ## dataops then mlops on the embedded default (DuckDB + local MLflow)
+install: $(STAMP) $(BQEMU_STAMP)  ## create .venv (project + dev tools) and .venv-bqemulator (the tests' BigQuery emulator), pinned
+
+bqemulator: $(BQEMU_STAMP)  ## only the BigQuery emulator's venv (.venv-bqemulator), pinned by constraints-bqemulator.txt
+
+run: $(STAMP)  ## dataops then mlops on the embedded default (DuckDB + local MLflow)
 	$(BIN)/python -m pipelines run all --local --source $(SOURCE) $(ARGS)
 
 test: install  ## the whole test suite (what CI runs)

@@ -10,7 +10,9 @@ flushes, the standard streams are flushed) and then ends with the executor's exi
 without tearing the interpreter down. After Great Expectations, MLflow or scikit-learn have
 been imported, that teardown alone takes 0.2-0.6 s per task, on every task.
 
-Only the standard library is imported before the module that is run.
+Only the standard library is imported before the module that is run. In the Vertex AI
+build a step's credentials come from Secret Manager: :mod:`components.secrets` (standard
+library too) sets them as env vars first, when ``KFP_MLOPS_SECRETS`` names them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,14 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     module, args = argv[0], argv[1:]
+    if os.environ.get("KFP_MLOPS_SECRETS"):  # the Vertex AI build: credentials from Secret Manager
+        from components import secrets
+
+        try:
+            secrets.resolve()
+        except secrets.SecretError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     atexit.register(_end_now)
     sys.argv = [module, *args]
     return run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))

@@ -1,7 +1,7 @@
 """Command line: `python -m pipelines <command>`.
 
 run dataops|mlops|continual|all [--local | --docker] [--source sample|madewithml|DIR] [--json]
-compile [--out build/pipelines]
+compile [--out build/pipelines] [--target kfp|vertex --project P ...]  (pipelines.vertex)
 upload | submit | schedule | runs --host URL      (pipelines.cluster_cli)
 watch --source DIR | --warehouse URI             (pipelines.watch)
 backfill mlops|continual --start T --end T       (pipelines.backfill)
@@ -19,13 +19,20 @@ from pipelines.backfill import add_backfill_command
 from pipelines.check_cli import add_check_command
 from pipelines.cluster_cli import add_cluster_commands
 from pipelines.run_cli import add_local_options, cmd_run
+from pipelines.vertex import add_vertex_options
 from pipelines.watch import add_watch_command
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipelines.compile import compile_all
+    from pipelines.vertex import VertexSettingsError, settings_from_args
 
-    for path in compile_all(Path(args.out), args.pipeline or None):
+    try:
+        settings = settings_from_args(args)
+    except VertexSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in compile_all(Path(args.out), args.pipeline or None, target=args.target, vertex=settings):
         print(path)
     return 0
 
@@ -44,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="compile pipelines to YAML")
     comp.add_argument("pipeline", nargs="*", help="pipelines to compile (default: all)")
     comp.add_argument("--out", default="build/pipelines")
+    add_vertex_options(comp)
     comp.set_defaults(func=cmd_compile)
     add_cluster_commands(sub)
     add_watch_command(sub)

@@ -21,14 +21,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pipelines import conformance
 
     if args.files:
-        return _report([Path(f) for f in args.files], conformance)
+        return _report([Path(f) for f in args.files], conformance, args.target)
     from pipelines.compile import compile_all
+    from pipelines.vertex import VertexSettingsError, settings_from_args
 
+    try:
+        settings = settings_from_args(args)
+    except VertexSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-check-") as tmp:
-        return _report(compile_all(Path(tmp), args.pipeline or None), conformance)
+        paths = compile_all(Path(tmp), args.pipeline or None, target=args.target, vertex=settings)
+        return _report(paths, conformance, args.target)
 
 
-def _report(paths: list[Path], conformance: Any) -> int:
+def _report(paths: list[Path], conformance: Any, target: str = "kfp") -> int:
     problems, checked, unreadable = 0, [], 0
     for path in paths:
         try:
@@ -37,14 +44,15 @@ def _report(paths: list[Path], conformance: Any) -> int:
             print(f"error: {exc}", file=sys.stderr)
             unreadable += 1
             continue
-        found = conformance.check(pipeline)
+        found = conformance.check(pipeline, target=target)
         checked.append(pipeline.name)
         for problem in found:
             print(problem.line())
         problems += len(found)
     names = ", ".join(checked) or "none"
     verdict = f"{problems} problem{'s' * (problems != 1)}" if problems else "no problems"
-    summary = f"checked {len(checked)} pipeline{'s' * (len(checked) != 1)} ({names}) by the KFP 2.17 backend's rules: {verdict}"
+    rules = "the KFP 2.17 backend's rules" + (" and Vertex AI's" if target == "vertex" else "")
+    summary = f"checked {len(checked)} pipeline{'s' * (len(checked) != 1)} ({names}) by {rules}: {verdict}"
     if unreadable:
         summary += (
             f"; {unreadable} file{'s' * (unreadable != 1)} could not be read as a compiled KFP pipeline"
@@ -73,4 +81,7 @@ def add_check_command(subparsers: Any) -> None:
         choices=list(registry.PIPELINES),
         help="without FILEs: compile and check only this pipeline (repeatable)",
     )
+    from pipelines.vertex import add_vertex_options
+
+    add_vertex_options(check)
     check.set_defaults(func=cmd_check)

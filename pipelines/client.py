@@ -393,7 +393,9 @@ def submit(
     return SubmitResult(run_id, url, state)
 
 
-def run_arguments(package_path: Path, params: Mapping[str, Any] | None, check: bool = True) -> dict[str, Any]:
+def run_arguments(
+    package_path: Path, params: Mapping[str, Any] | None, check: bool = True, target: str = "kfp"
+) -> dict[str, Any]:
     """A run's parameters, typed by the compiled pipeline's declarations and (with `check`)
     checked by the backend's rules (:mod:`pipelines.conformance`): the API server's rules for a
     run's parameters, and what the values do downstream (a list whose items feed an int input).
@@ -408,11 +410,11 @@ def run_arguments(package_path: Path, params: Mapping[str, Any] | None, check: b
     except conformance.NotAPipeline as exc:
         raise UsageError(str(exc)) from None
     arguments = conformance.typed_arguments(pipeline, params or {})
-    problems = conformance.check(pipeline, arguments=arguments) if check else []
+    problems = conformance.check(pipeline, arguments=arguments, target=target) if check else []
     if problems:
         lines = "".join(f"\n  {problem.line()}" for problem in problems)
         raise UsageError(
-            f"{pipeline.name}: the KFP backend would refuse this run ({len(problems)} "
+            f"{pipeline.name}: the {'Vertex AI' if target == 'vertex' else 'KFP'} backend would refuse this run ({len(problems)} "
             f"problem{'s' * (len(problems) != 1)}; nothing was sent; --no-check sends it anyway):{lines}"
         )
     return arguments

@@ -49,7 +49,9 @@ def _connection(args: argparse.Namespace) -> kfp_client.Connection:
 
 
 @contextlib.contextmanager
-def _packages(names: list[str], package_dir: str | None) -> Iterator[dict[str, Path]]:
+def _packages(
+    names: list[str], package_dir: str | None, target: str = "kfp", vertex: Any = None
+) -> Iterator[dict[str, Path]]:
     """Compiled YAML per pipeline: from ``package_dir`` if given, else compiled now."""
     for name in names:
         if name not in registry.PIPELINES:
@@ -66,18 +68,20 @@ def _packages(names: list[str], package_dir: str | None) -> Iterator[dict[str, P
     from pipelines.compile import compile_all
 
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-compile-") as tmp:
-        yield dict(zip(names, compile_all(Path(tmp), names), strict=True))
+        yield dict(zip(names, compile_all(Path(tmp), names, target=target, vertex=vertex), strict=True))
 
 
 @contextlib.contextmanager
-def _single_package(name: str, package: str | None) -> Iterator[Path]:
+def _single_package(
+    name: str, package: str | None, target: str = "kfp", vertex: Any = None
+) -> Iterator[Path]:
     if package:
         path = Path(package)
         if not path.is_file():
             raise kfp_client.UsageError(f"no compiled pipeline at {path}")
         yield path
         return
-    with _packages([name], None) as paths:
+    with _packages([name], None, target, vertex) as paths:
         yield paths[name]
 
 
@@ -111,8 +115,44 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit_vertex(args: argparse.Namespace) -> int:
+    """``submit --target vertex``: the Vertex build, started through google-cloud-aiplatform."""
+    import os
+
+    from pipelines import vertex, vertex_client
+
+    try:
+        settings = vertex.settings_from_args(args)
+    except vertex.VertexSettingsError as exc:
+        raise kfp_client.UsageError(str(exc)) from None
+    assert settings is not None
+    root = args.pipeline_root or os.environ.get(vertex_client.PIPELINE_ROOT_ENV, "")
+    endpoint = args.api_endpoint or os.environ.get(vertex_client.API_ENDPOINT_ENV, "")
+    service_account = (
+        None if args.service_account == kfp_client.DEFAULT_SERVICE_ACCOUNT else args.service_account
+    )
+    with _single_package(args.pipeline, args.package, vertex.TARGET, settings) as path:
+        vertex_client.submit(
+            args.pipeline,
+            path,
+            settings,
+            root,
+            params=parse_params(args.param),
+            run_name=args.run_name,
+            service_account=service_account,
+            api_endpoint=endpoint,
+            wait=args.wait,
+            timeout_s=args.timeout,
+            poll_s=args.poll_interval,
+            check=not args.no_check,
+        )
+    return 0
+
+
 @_guarded
 def cmd_submit(args: argparse.Namespace) -> int:
+    if args.target == "vertex":
+        return _submit_vertex(args)
     conn = _connection(args)
     params = parse_params(args.param)
     with _single_package(args.pipeline, args.package) as path:
@@ -285,6 +325,22 @@ def add_cluster_commands(subparsers: Any) -> None:
         "--timeout", type=float, default=6 * 3600, metavar="SECONDS", help="give up waiting after this"
     )
     sub.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    from pipelines.vertex import add_vertex_options
+
+    add_vertex_options(sub)
+    vx = sub.add_argument_group(
+        "Vertex AI submit (with --target vertex; --service-account is then a Google one)"
+    )
+    vx.add_argument(
+        "--pipeline-root",
+        metavar="GS_URI",
+        help="gs://BUCKET/PATH for the run's artifacts (default: $KFP_MLOPS_VERTEX_PIPELINE_ROOT)",
+    )
+    vx.add_argument(
+        "--api-endpoint",
+        metavar="URL",
+        help="the Vertex AI API endpoint (default: the region's; $KFP_MLOPS_VERTEX_API_ENDPOINT)",
+    )
     sub.set_defaults(func=cmd_submit)
 
     sched = subparsers.add_parser(

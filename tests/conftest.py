@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -121,13 +122,18 @@ class PostgresServer:
             con.close()
 
 
-def _postgres_unavailable(reason: str) -> None:
-    message = f"POSTGRESQL TESTS NOT RUN: {reason}"
+def server_unavailable(what: str, reason: str) -> None:
+    """Skip loudly, naming `what` was not run and why; under ``CI=true`` fail instead."""
+    message = f"{what} TESTS NOT RUN: {reason}"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     warnings.warn(message, stacklevel=2)
     print(f"\n!!! {message} !!!", file=sys.stderr)
     pytest.skip(message)
+
+
+def _postgres_unavailable(reason: str) -> None:
+    server_unavailable("POSTGRESQL", reason)
 
 
 def _postgres_bin() -> Path | None:
@@ -234,3 +240,91 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     finally:
         run(bindir / "pg_ctl", "--pgdata", data, "--mode=fast", "--wait", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- BigQuery emulator
+
+BQEMULATOR_VENV = ROOT / ".venv-bqemulator"
+
+
+@dataclass(frozen=True)
+class BigQueryEmulator:
+    """A running ``bqemulator`` (BigQuery's REST API on DuckDB) on loopback, for the session.
+
+    Tests point our BigQuery code at it through ``env()`` (``BIGQUERY_EMULATOR_HOST``, which
+    ``components.warehouse.bigquery_client`` honours), each in a project of its own
+    (``project(name)``), so they share the server without seeing each other's tables.
+    """
+
+    endpoint: str
+    log: Path
+
+    def env(self) -> dict[str, str]:
+        return {"BIGQUERY_EMULATOR_HOST": self.endpoint}
+
+    def client(self, project: str) -> Any:
+        """A google-cloud-bigquery client of `project` on the emulator (anonymous credentials)."""
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        return bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=self.endpoint),
+        )
+
+
+def _bqemulator_unavailable(reason: str) -> None:
+    server_unavailable("BIGQUERY EMULATOR", reason)
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQueryEmulator]:
+    """``bqemulator start`` from ``.venv-bqemulator`` (``make install`` creates it, pinned by
+    ``constraints-bqemulator.txt``) on 127.0.0.1 and free ports, in memory; stopped at the end.
+
+    It runs with ``HOME=.venv-bqemulator/home``, where ``make install`` installed DuckDB's
+    spatial extension from the ``duckdb-extension-spatial`` package: the emulator's start
+    loads it and would otherwise download it. Its optional Avro extension is switched off
+    (``BQEMU_ENABLE_FORMAT_EXTENSIONS=false``: another download). Nothing is installed here;
+    without the venv the tests skip loudly, and under ``CI=true`` they fail.
+    """
+    import requests
+
+    program = BQEMULATOR_VENV / "bin" / "bqemulator"
+    home = BQEMULATOR_VENV / "home"
+    if not program.exists() or not (home / ".duckdb").is_dir():
+        _bqemulator_unavailable(f"{program} or its DuckDB extensions are missing (run make install)")
+    log = tmp_path_factory.mktemp("bqemulator") / "bqemulator.log"
+    rest, grpc = _free_port(), _free_port()
+    env = {**os.environ, "HOME": str(home), "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
+    env.pop("BIGQUERY_EMULATOR_HOST", None)
+    argv = [str(program), "start", "--rest-port", str(rest), "--grpc-port", str(grpc)]
+    argv += ["--ephemeral", "--log-format", "console", "--log-level", "warning"]
+    endpoint = f"http://127.0.0.1:{rest}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                _bqemulator_unavailable(
+                    f"bqemulator exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                if requests.get(f"{endpoint}/bigquery/v2/projects", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                _bqemulator_unavailable(f"bqemulator did not answer within 60 s: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield BigQueryEmulator(endpoint=endpoint, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

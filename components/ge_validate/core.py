@@ -13,9 +13,14 @@ Two engines:
   counts are added up; the schema checks run on the first chunk; the whole-table
   uniqueness checks run on the only rows that can break them, those whose key hash
   (computed in DuckDB) is shared with another row (see :func:`validate_duckdb_table`);
-- BigQuery: a GX SQL datasource (sqlalchemy-bigquery, ``bigquery://PROJECT/DATASET``)
-  over a query asset, so the checks run as SQL in BigQuery and no rows are downloaded.
-  :func:`bigquery_batch_spec` builds everything that datasource needs without network.
+- BigQuery: a GX SQL datasource (sqlalchemy-bigquery, ``bigquery://PROJECT/DATASET``) on
+  the steps' own BigQuery client (``components.warehouse.bigquery_client``: its credentials
+  and endpoint), over a query asset, so the checks run as SQL in BigQuery and no rows are
+  downloaded. The column-type checks run on a table asset of the same table: GX reads only
+  the column *names* of a query asset (its type reflection falls back to the names for
+  BigQuery), so a type check on a query asset fails with ``KeyError: 'type'`` whatever the
+  data (found against the BigQuery emulator). :func:`bigquery_batch_spec` builds everything
+  that datasource needs without network.
 
 Airbyte's meta columns (``_airbyte_*``) are dropped before validating, so the
 ordered-column checks see the data columns only.
@@ -516,14 +521,35 @@ class SqlBatchSpec:
     asset_name: str
     batch_definition_name: str = "whole_table"
     dialect: str = "bigquery"
+    schema: str = ""  # the table itself, for the checks a query asset cannot serve (column types)
+    table: str = ""
 
-    def datasource_config(self) -> dict[str, Any]:
-        """Keyword arguments of ``context.data_sources.add_sql``."""
-        return {"name": self.datasource_name, "connection_string": self.connection_string}
+    def datasource_config(self, client: Any = None) -> dict[str, Any]:
+        """Keyword arguments of ``context.data_sources.add_sql``.
+
+        With `client` (a ``google.cloud.bigquery.Client``), sqlalchemy-bigquery uses that
+        client, its credentials and endpoint, instead of building one of its own.
+        """
+        config: dict[str, Any] = {"name": self.datasource_name, "connection_string": self.connection_string}
+        if client is not None:
+            joiner = "&" if "?" in self.connection_string else "?"
+            config["connection_string"] += f"{joiner}user_supplied_client=True"
+            config["kwargs"] = {"connect_args": {"client": client}}
+        return config
 
     def asset_config(self) -> dict[str, Any]:
         """Keyword arguments of ``datasource.add_query_asset``."""
         return {"name": self.asset_name, "query": self.query}
+
+    def table_asset_config(self) -> dict[str, Any]:
+        """Keyword arguments of ``datasource.add_table_asset``: the whole table, for type checks."""
+        return {"name": f"{self.asset_name}_table", "table_name": self.table, "schema_name": self.schema}
+
+
+# Expectations on column types: GX resolves them on a table asset only (see the module doc).
+COLUMN_TYPE_EXPECTATIONS = frozenset(
+    {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
+)
 
 
 def bigquery_batch_spec(warehouse_uri: str, schema: str, table: str, columns: list[str]) -> SqlBatchSpec:
@@ -548,6 +574,8 @@ def bigquery_batch_spec(warehouse_uri: str, schema: str, table: str, columns: li
         query=f"select {select} from `{wh.project}.{schema}.{table}`",
         datasource_name=f"bigquery_{schema}",
         asset_name=table,
+        schema=schema,
+        table=table,
     )
 
 
@@ -569,16 +597,37 @@ def validate_sql(
     source: str = "",
     data_version: str = "",
     project_root: str | Path | None = None,
+    client: Any = None,
 ) -> ValidationSummary:
-    """Validate a SQL batch where it lives (needs the warehouse and its credentials)."""
+    """Validate a SQL batch where it lives (needs the warehouse and its credentials).
+
+    The suite's column-type checks run on the table (``spec.table``), the others on the
+    query; the outcomes are reported in the suite's order. `client` is the BigQuery client
+    sqlalchemy-bigquery is to use (default: one it builds from the environment).
+    """
+    from types import SimpleNamespace
+
     started = time.perf_counter()
-    expectation_suite = build_suite(suite, dialect=spec.dialect, project_root=project_root)
-    context = _ephemeral_context()
-    datasource = context.data_sources.add_sql(**spec.datasource_config())
-    asset = datasource.add_query_asset(**spec.asset_config())
-    batch = asset.add_batch_definition_whole_table(spec.batch_definition_name).get_batch()
-    result = batch.validate(expectation_suite, result_format=RESULT_FORMAT)
-    summary = summarize(result, suite, rows=None, source=source or spec.query, data_version=data_version)
+    config = suite_config(suite, dialect=spec.dialect, project_root=project_root)
+    expectations = config.get("expectations", [])
+    typed = [e for e in expectations if e["type"] in COLUMN_TYPE_EXPECTATIONS and spec.table]
+    rest = [e for e in expectations if e not in typed]
+    datasource = _ephemeral_context().data_sources.add_sql(**spec.datasource_config(client))
+    results: list[Any] = []
+    success = True
+    for chosen, asset in (
+        (rest, lambda: datasource.add_query_asset(**spec.asset_config())),
+        (typed, lambda: datasource.add_table_asset(**spec.table_asset_config())),
+    ):
+        if chosen:
+            batch = asset().add_batch_definition_whole_table(spec.batch_definition_name).get_batch()
+            result = batch.validate(suite_of(config, chosen), result_format=RESULT_FORMAT)
+            results += result.results
+            success = success and bool(result.success)
+    order = {str(e["id"]): i for i, e in enumerate(expectations)}
+    results.sort(key=lambda r: order.get(str(r.expectation_config.id), len(order)))
+    combined = SimpleNamespace(results=results, success=success)
+    summary = summarize(combined, suite, rows=None, source=source or spec.query, data_version=data_version)
     summary.seconds = time.perf_counter() - started
     return _finish(summary, data_docs_path, raise_on_failure)
 
@@ -612,9 +661,12 @@ def validate_table(
         "project_root": project_root,
     }
     if wh.kind == "bigquery":
-        columns = bigquery_columns(warehouse_uri, schema, table, bq_client)
+        from components.warehouse import bigquery_client
+
+        client = bq_client or bigquery_client(wh)
+        columns = bigquery_columns(warehouse_uri, schema, table, client)
         spec = bigquery_batch_spec(warehouse_uri, schema, table, columns)
-        return validate_sql(spec, suite, data_version=data_version, **common)
+        return validate_sql(spec, suite, data_version=data_version, client=client, **common)
     with duckdb_connect(wh.path, read_only=True, purpose=f"validate {schema}.{table}") as con:
         if not duckdb_table_exists(con, ident(schema), ident(table)):
             raise WarehouseError(f"table {schema}.{table} not found in {wh.path}")

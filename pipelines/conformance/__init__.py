@@ -11,7 +11,9 @@
   resolve: schema version, pipeline and task names, component refs, executor labels,
   producer tasks and output keys, condition inputs, parameter types and defaults (:mod:`.names`);
 - the ``platforms.kubernetes`` settings: Secret and PVC names, mount paths, env var names,
-  deadlines (:mod:`.k8s`).
+  deadlines (:mod:`.k8s`);
+- for Vertex AI (``target="vertex"``), what its SDK refuses and what would put a credential in
+  the YAML: one document, no Kubernetes section, the derived job id (:mod:`.vertex`).
 
 With ``arguments`` the check also applies the API server's rules for a run's parameters and
 simulates the run with them (``submit`` and ``schedule`` do this before sending anything).
@@ -30,12 +32,19 @@ from pipelines.conformance.names import check_names
 from pipelines.conformance.simulate import Simulation
 from pipelines.conformance.spec import V2_TEMPLATE, NotAPipeline, Pipeline, Problem, load
 from pipelines.conformance.values import ACCEPTS, kind_of
+from pipelines.conformance.vertex import check_vertex
 
-__all__ = ["NotAPipeline", "Pipeline", "Problem", "check", "load", "typed_arguments"]
+__all__ = ["TARGETS", "NotAPipeline", "Pipeline", "Problem", "check", "load", "typed_arguments"]
+
+
+TARGETS = ("kfp", "vertex")
 
 
 def check(
-    source: Any, kubernetes: Mapping[str, Any] | None = None, arguments: Mapping[str, Any] | None = None
+    source: Any,
+    kubernetes: Mapping[str, Any] | None = None,
+    arguments: Mapping[str, Any] | None = None,
+    target: str = "kfp",
 ) -> list[Problem]:
     """Every way `source` breaks the backend's rules (an empty list when it conforms).
 
@@ -44,6 +53,8 @@ def check(
             :class:`Pipeline`.
         kubernetes: The ``platforms.kubernetes`` section for a dict or message source.
         arguments: The run's parameters, if known; else the pipeline's defaults are simulated.
+        target: ``kfp`` (a KFP backend on Kubernetes) or ``vertex`` (Vertex AI Pipelines: the
+            same rules, then :func:`.vertex.check_vertex`).
 
     Raises:
         NotAPipeline: `source` holds no KFP pipeline spec.
@@ -55,6 +66,10 @@ def check(
         _check_arguments(pipeline, arguments)
     Simulation(pipeline).run(arguments)
     check_kubernetes(pipeline)
+    if target == "vertex":
+        check_vertex(pipeline)
+    elif target != "kfp":
+        raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     return list(pipeline.problems)
 
 

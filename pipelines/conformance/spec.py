@@ -80,6 +80,7 @@ class Pipeline:
     spec: Mapping[str, Any]
     kubernetes: Mapping[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    documents: int = 1  # the YAML documents of the file it was read from
 
     @property
     def name(self) -> str:
@@ -205,7 +206,10 @@ def load(source: Any, kubernetes: Mapping[str, Any] | None = None) -> Pipeline:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise NotAPipeline(f"cannot read {path}: {exc}") from None
-        return from_documents(_documents(text, str(path)), str(path))
+        docs = _documents(text, str(path))
+        pipeline = from_documents(docs, str(path))
+        pipeline.documents = len(docs)
+        return pipeline
     if hasattr(source, "DESCRIPTOR"):
         from google.protobuf import json_format
 

@@ -1,4 +1,4 @@
-"""extract: real DuckDB files, and the BigQuery path against a local HTTP stand-in."""
+"""extract: real DuckDB files, and the BigQuery request against a local HTTP stand-in."""
 
 from __future__ import annotations
 
@@ -102,6 +102,9 @@ def test_extract_as_of_the_lessons_data_keeps_the_rows_created_before_it(
 
 
 # --- BigQuery, against a local HTTP stand-in --------------------------------------------
+# The query itself runs against the BigQuery emulator (test_bigquery_emulator.py). The
+# stand-in stays for what the emulator cannot show: the exact request sent (the statement
+# text, useLegacySql false), which it records.
 
 BQ_FIELDS = [
     {"name": "id", "type": "INTEGER", "mode": "NULLABLE"},

@@ -42,7 +42,7 @@ TOKENIZER_FILE = ("embeddings", "data", ENCODER_NAME, "tokenizer.json")
 INSTALL_HINT = "pip install 'kfp-mlops[embeddings]'"
 DIMENSION = 384
 MAX_TOKENS = 256  # the model's own limit (sentence-transformers max_seq_length)
-BATCH_SIZE = 64
+BATCH_SIZE = 32
 
 
 class EncoderUnavailable(ImportError):
@@ -136,6 +136,8 @@ class SentenceEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: onnxruntime's default (one per core)
         options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: parallel workers share the cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(self.files.model), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -10,7 +10,7 @@ before the first trial that needs them, and every later trial reads them from on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -78,6 +78,27 @@ def add_fixed_trial(
     )
     study.add_trial(trial)
     return study.get_trials(deepcopy=False)[-1]
+
+
+# The known-good params a study starts from: the lesson's defaults, on each of these feature
+# families that the space offers (TF-IDF alone, then TF-IDF with embeddings).
+WARM_START_FAMILIES = ("tfidf", "both")
+
+
+def warm_start(
+    study: optuna.Study,
+    objective: Callable[[optuna.trial.Trial], float],
+    space: SearchSpace | None = None,
+    limit: int | None = None,
+) -> Iterator[optuna.trial.FrozenTrial]:
+    """Add the warm-start trials (at most `limit`) to `study`, yielding each once it finished.
+
+    The study's best is then never worse, on validation, than the known-good configuration.
+    """
+    space = space or SearchSpace()
+    families = [f for f in WARM_START_FAMILIES if f in space.features]
+    for family in families[:limit]:
+        yield add_fixed_trial(study, objective, {"features": family}, space)
 
 
 def make_objective(

@@ -22,7 +22,7 @@ from components.warehouse import read_parquet
 from tagifai import embeddings, tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
-from tagifai.optimize import add_fixed_trial, create_study, make_objective
+from tagifai.optimize import create_study, make_objective, warm_start
 
 STUDY_TAG = "study_name"
 ROLE_TAG = "optuna_role"  # "study" on the shared parent run, "trial" on its children
@@ -31,9 +31,6 @@ FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRU
 SQLITE_BUSY_TIMEOUT_S = 60
 SETUP_ATTEMPTS = 5
 PARENT_SETTLE_S = 1.0
-# The params worker 0 evaluates first: the lesson's defaults, on each of these feature
-# families that the space offers (TF-IDF alone, then TF-IDF with embeddings).
-WARM_START_FAMILIES = ("tfidf", "both")
 # The name goes into an MLflow filter string, which has no escapes for quotes.
 _STUDY_NAME = re.compile(r"""^[^'"\\]{1,256}$""")
 
@@ -290,8 +287,8 @@ def run_worker(
         if worker == 0:
             # Warm start: the lesson's defaults are always among the trials, so the study's
             # best is never worse (on validation) than the known-good configuration.
-            for family in [f for f in WARM_START_FAMILIES if f in space.features][:remaining]:
-                hook(study, add_fixed_trial(study, tagged_objective, {"features": family}, space))
+            for trial in warm_start(study, tagged_objective, space, limit=remaining):
+                hook(study, trial)
                 remaining -= 1
         if remaining:
             study.optimize(tagged_objective, n_trials=remaining, callbacks=[hook])

@@ -43,6 +43,9 @@ INSTALL_HINT = "pip install 'kfp-mlops[embeddings]'"
 DIMENSION = 384
 MAX_TOKENS = 256  # the model's own limit (sentence-transformers max_seq_length)
 BATCH_SIZE = 32
+# Texts the process-wide prediction cache keeps (~1.6 KB each); beyond it, texts are encoded
+# and not kept, so memory stays bounded on any number of rows.
+SHARED_CACHE_ROWS = 100_000
 
 
 class EncoderUnavailable(ImportError):
@@ -191,13 +194,19 @@ class EmbeddingCache:
     """Vectors by text, so rows seen once are never encoded again.
 
     One cache serves every trial of a study (the texts are the same rows of one dataset
-    version; only the model differs), and a prediction over many rows encodes the texts it
-    has not seen, in batches.
+    version; only the model differs), and the models a step loads share one
+    (`shared_cache`): a champion and a candidate scored on the same rows encode them once.
+    At most `limit` texts are kept; later ones are encoded each time they are asked for.
     """
 
-    def __init__(self, encoder: SentenceEncoder | Callable[[], SentenceEncoder] = shared_encoder):
+    def __init__(
+        self,
+        encoder: SentenceEncoder | Callable[[], SentenceEncoder] = shared_encoder,
+        limit: int | None = None,
+    ):
         self._encoder = encoder
         self._vectors: dict[str, np.ndarray] = {}
+        self.limit = limit
 
     @property
     def encoder(self) -> SentenceEncoder:
@@ -211,9 +220,17 @@ class EmbeddingCache:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text; only texts not in the cache reach the encoder."""
         new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        fresh: dict[str, np.ndarray] = {}
         if new:
-            for text, vector in zip(new, self.encoder.encode(new), strict=True):
-                self._vectors[text] = vector
+            fresh = dict(zip(new, self.encoder.encode(new), strict=True))
+            room = len(fresh) if self.limit is None else max(0, self.limit - len(self._vectors))
+            self._vectors.update(list(fresh.items())[:room])
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        return np.stack([self._vectors[t] for t in texts])
+        return np.stack([fresh[t] if t in fresh else self._vectors[t] for t in texts])
+
+
+@cache
+def shared_cache() -> EmbeddingCache:
+    """The process's cache for prediction: every model loaded in a step reads through it."""
+    return EmbeddingCache(shared_encoder, limit=SHARED_CACHE_ROWS)

@@ -79,7 +79,7 @@ class TagModel:
         if features.uses_embeddings(self.family) and self.embed is None:
             from tagifai import embeddings
 
-            self.embed = embeddings.shared_encoder().encode
+            self.embed = embeddings.shared_cache().embed
         parts = [
             self.classifier.predict_proba(
                 features.join(texts[i : i + PREDICT_BATCH], self.vectorizer, self.embed)

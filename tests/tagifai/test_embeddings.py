@@ -68,6 +68,29 @@ def test_the_cache_encodes_each_text_once(encoder) -> None:
     assert cache.embed([]).shape == (0, embeddings.DIMENSION)
 
 
+def test_a_bounded_cache_keeps_at_most_its_limit(encoder) -> None:
+    cache = embeddings.EmbeddingCache(encoder, limit=2)
+    first = cache.embed(["one", "two", "three"])
+    assert len(cache) == 2
+    before = encoder.encoded
+    again = cache.embed(["one", "two", "three"])
+    assert encoder.encoded - before == 1  # only the text it had no room for
+    np.testing.assert_array_equal(first, again)
+
+
+def test_models_loaded_in_one_process_encode_shared_rows_once(splits, tmp_path) -> None:
+    tr, va, _ = splits
+    for family in ("both", "embeddings"):
+        train(tr, va, BASE.with_(features=family)).save(tmp_path / family)
+    texts = [f"an unseen project {i} about segmentation of images" for i in range(30)]
+    shared = embeddings.shared_encoder()
+    before = shared.encoded
+    for family in ("both", "embeddings"):
+        assert predict.load(tmp_path / family).predict_proba(texts).shape == (30, 4)
+    # A candidate and a champion scored on the same rows (evaluate, monitor): one encoding.
+    assert shared.encoded - before == len(texts)
+
+
 def test_the_trials_of_a_study_encode_every_row_once(splits) -> None:
     tr, va, _ = splits
     counted = embeddings.SentenceEncoder()

@@ -172,24 +172,30 @@ def cost(args: argparse.Namespace) -> None:
             f"({res['train_s_per_1k']:.3f} s per 1k rows)  predict {res['predict_s_per_1k']:.3f} s per 1k rows  "
             f"peak RSS {res['peak_rss_mb']:,.0f} MB  ({res['mean_words']} words a row)"
         )
-    scaled = [r for (n, f), r in measured.items() if f == "both" and n >= 10_000]
-    if scaled:
-        big = max(scaled, key=lambda r: r["rows"])
-        tfidf = measured.get((big["rows"], "tfidf"))
-        # Train time grows with rows; RSS beyond TF-IDF's is the dense block: float32 vectors,
-        # then float64 CSR rows (value + index) once joined with TF-IDF, plus oversampled copies.
-        extra_mb = big["peak_rss_mb"] - (tfidf["peak_rss_mb"] if tfidf else 0.0)
-        factor = 1_000_000 / big["rows"]
-        print(
-            f"1,000,000 rows both (projected from {big['rows']:,}): train ~{big['train_s'] * factor / 60:.0f} min, "
-            f"predict ~{big['predict_s_per_1k'] * 1000 / 60:.0f} min, peak RSS ~{(tfidf_1m_mb(measured) or 0) + extra_mb * factor:,.0f} MB "
-            f"({extra_mb * factor:,.0f} MB of it embeddings; 384 float32 a row is 1.5 GB alone)"
-        )
+    project_embeddings(measured)
 
 
-def tfidf_1m_mb(measured: dict[tuple[int, str], dict[str, Any]]) -> float | None:
-    big = [r for (n, f), r in measured.items() if f == "tfidf" and n >= 900_000]
-    return big[0]["peak_rss_mb"] if big else None
+def project_embeddings(measured: dict[tuple[int, str], dict[str, Any]]) -> None:
+    """What the `both` family would cost at 1M rows, from the largest measured size.
+
+    Train and predict time grow linearly with rows (encoding dominates). Memory beyond
+    TF-IDF's is the dense block: 384 float32 a row, then float64 CSR entries (value and
+    index) once joined with TF-IDF, and the oversampled copy of the training rows.
+    """
+    both = [r for (n, f), r in measured.items() if f == "both" and n >= 10_000]
+    if not both:
+        return
+    big = max(both, key=lambda r: r["rows"])
+    tfidf_same = measured.get((big["rows"], "tfidf"))
+    tfidf_1m = [r for (n, f), r in measured.items() if f == "tfidf" and n >= 900_000]
+    factor = 1_000_000 / big["rows"]
+    extra_mb = (big["peak_rss_mb"] - tfidf_same["peak_rss_mb"]) * factor if tfidf_same else float("nan")
+    base_mb = tfidf_1m[0]["peak_rss_mb"] if tfidf_1m else float("nan")
+    print(
+        f"1,000,000 rows both (projected from {big['rows']:,}, not run): train ~{big['train_s'] * factor / 60:.0f} min "
+        f"({big['epochs']} epochs), predict ~{big['predict_s_per_1k'] * 1000 / 60:.0f} min, "
+        f"peak RSS ~{base_mb + extra_mb:,.0f} MB (TF-IDF's {base_mb:,.0f} MB + {extra_mb:,.0f} MB for embeddings)"
+    )
 
 
 def main() -> int:

@@ -42,7 +42,7 @@ TOKENIZER_FILE = ("embeddings", "data", ENCODER_NAME, "tokenizer.json")
 INSTALL_HINT = "pip install 'kfp-mlops[embeddings]'"
 DIMENSION = 384
 MAX_TOKENS = 256  # the model's own limit (sentence-transformers max_seq_length)
-BATCH_SIZE = 32
+BATCH_SIZE = 16
 # Texts the process-wide prediction cache keeps (~1.6 KB each); beyond it, texts are encoded
 # and not kept, so memory stays bounded on any number of rows.
 SHARED_CACHE_ROWS = 100_000

@@ -14,8 +14,8 @@ import pytest
 from components.optimize.core import load_shared_study, run_worker
 from tagifai import data
 
-TRIALS = 4  # the two warm-start trials (TF-IDF, both), then TPE
-EPOCHS = 5
+TRIALS = 3  # the two warm-start trials (TF-IDF, both), then one of TPE
+EPOCHS = 3
 
 
 def _study(tmp: Path, name: str, labeled: pd.DataFrame) -> list[tuple[Any, ...]]:

@@ -186,6 +186,16 @@ def test_prediction_scores_rows_in_batches(splits, monkeypatch) -> None:
     assert trained.predict_proba([]).shape == (0, len(trained.classes))
 
 
+def test_predict_encodes_its_texts_in_one_pass(splits) -> None:
+    tr, va, _ = splits
+    trained = train(tr, va, BASE.with_(features="embeddings"))
+    counted = embeddings.SentenceEncoder()
+    trained.embed = counted.encode  # no cache: every pass over the rows would encode again
+    out = predict.predict(trained, ["Image segmentation of pixels", "Sentence tokens of a language model"])
+    assert [o["predicted_tag"] for o in out] == ["computer-vision", "natural-language-processing"]
+    assert counted.calls == 1 and counted.encoded == 2
+
+
 def test_an_unknown_feature_family_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown feature family 'bert'"):
         TrainParams(features="bert")

@@ -31,7 +31,6 @@ PREDICT_BATCH = 4096
 
 # The only types a saved model may contain; anything else is refused at load time.
 _TRUSTED_TYPES = [
-    "builtins.NoneType",
     "builtins.dict",
     "builtins.list",
     "builtins.tuple",

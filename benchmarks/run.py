@@ -3,6 +3,8 @@
     python benchmarks/run.py [--quick] [--docker]
 
 - train.py      tagifai training on the real data, and on 100k / 1M sample rows
+- embeddings.py TF-IDF vs. TF-IDF + sentence embeddings, chosen on validation: test F1 on the
+                fixed split and over 20 seeds; train / predict time per 1k rows, peak memory
 - dataops.py    the DataOps pipeline on 100k and 1M sample rows (10M with --with-10m there)
 - pipelines.py  `run all` on the real data: per-task seconds and orchestration overhead
                 (also under DockerRunner with --docker)
@@ -28,6 +30,7 @@ def main() -> int:
     steps = [
         # 10 epochs at scale: the per-row cost is what matters there (100 on the real data).
         [sys.executable, str(HERE / "train.py"), "--rows", *rows, "--epochs", "10"],
+        [sys.executable, str(HERE / "embeddings.py"), *(["--quick"] if args.quick else [])],
         [sys.executable, str(HERE / "dataops.py"), "--rows", *rows],
         [sys.executable, str(HERE / "pipelines.py")],
         [sys.executable, str(HERE / "compile.py")],

@@ -52,6 +52,8 @@ _ML = (
     "optuna",
     "mlflow",
     "skops.io",
+    "onnxruntime",  # the sentence encoder of the embedding features (tagifai.embeddings)
+    "tokenizers",
     "tagifai.train",
 )
 PRELOAD: dict[str, tuple[str, ...]] = {

@@ -8,6 +8,8 @@ from typing import Any
 ACCEPTED_TAGS: tuple[str, ...] = ("natural-language-processing", "computer-vision", "mlops")
 OTHER = "other"
 SEED = 1234
+# What a model reads: TF-IDF n-grams, sentence embeddings (tagifai.embeddings), or both.
+FEATURE_FAMILIES: tuple[str, ...] = ("tfidf", "embeddings", "both")
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Model hyperparameters; the defaults are the lesson's best run."""
+    """Model hyperparameters; the defaults are the lesson's best run (TF-IDF features)."""
 
+    features: str = "tfidf"  # one of FEATURE_FAMILIES
     analyzer: str = "char_wb"
     ngram_max_range: int = 7
     alpha: float = 1e-4
@@ -40,6 +43,12 @@ class TrainParams:
     # 0.25; None picks the quantile (0 to 0.5) that maximizes validation F1.
     threshold_quantile: float | None = None
     seed: int = SEED
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_FAMILIES:
+            raise ValueError(
+                f"unknown feature family {self.features!r}; known: {', '.join(FEATURE_FAMILIES)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,12 +70,19 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The lesson's hyperparameter search space for Optuna."""
+    """The hyperparameter search space for Optuna: the lesson's, plus the feature family
+    and the classifier's regularization."""
 
+    features: tuple[str, ...] = FEATURE_FAMILIES
+    alpha: tuple[float, float] = (1e-5, 1e-2)  # log-uniform
     analyzers: tuple[str, ...] = ("word", "char", "char_wb")
     ngram_max_range: tuple[int, int] = (3, 10)
     learning_rate: tuple[float, float] = (1e-2, 1e0)  # log-uniform
     power_t: tuple[float, float] = (0.1, 0.5)
+
+    def tfidf_only(self) -> SearchSpace:
+        """The same space without the families that need the sentence encoder."""
+        return replace(self, features=tuple(f for f in self.features if f == "tfidf"))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from tagifai.config import DataConfig
 from tagifai.data import STOPWORDS, clean_text
-from tagifai.model import TagModel
+from tagifai.model import TagModel, apply_fallback
 
 
 def load(model_dir: str | Path) -> TagModel:
@@ -22,8 +22,8 @@ def predict(
     cfg = cfg or DataConfig()
     stop = STOPWORDS if cfg.remove_stopwords else None
     cleaned = [clean_text(t, lower=cfg.lower, stopwords=stop) for t in texts]
-    proba = model.predict_proba(cleaned)
-    tags = model.label_encoder.decode(model.predict_indices(cleaned, fallback=fallback))
+    proba = model.predict_proba(cleaned)  # one pass over the features (embeddings: batched)
+    tags = model.label_encoder.decode(apply_fallback(proba, model.threshold, model.other_index, fallback))
     return [
         {
             "input_text": raw,

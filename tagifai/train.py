@@ -1,31 +1,28 @@
-"""Training: TF-IDF + SGDClassifier (log loss) over epochs, and the `other` fallback threshold."""
+"""Training: TF-IDF and/or sentence embeddings + SGDClassifier (log loss) over epochs, and the
+`other` fallback threshold."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import f1_score, log_loss
 
+from tagifai import features
 from tagifai.config import OTHER, TrainParams
 from tagifai.data import LabelEncoder, oversample_indices
+from tagifai.features import make_vectorizer
 from tagifai.model import TagModel, apply_fallback
+
+if TYPE_CHECKING:
+    from tagifai.embeddings import EmbeddingCache
 
 # Called after each epoch with (epoch, validation F1); may raise to stop training
 # (the Optuna objective raises TrialPruned from here).
 EpochCallback = Callable[[int, float], None]
-
-
-def make_vectorizer(params: TrainParams) -> TfidfVectorizer:
-    # Word unigrams carry most of the signal for the word analyzer; for characters,
-    # single letters are noise, so character n-grams start at 2.
-    low = 1 if params.analyzer == "word" else 2
-    return TfidfVectorizer(
-        analyzer=params.analyzer, ngram_range=(low, max(low, params.ngram_max_range)), sublinear_tf=True
-    )
 
 
 QUANTILE_CANDIDATES = tuple(round(q, 2) for q in np.arange(0.0, 0.55, 0.05))
@@ -67,19 +64,34 @@ def train(
     label_encoder: LabelEncoder | None = None,
     oversample: bool = True,
     on_epoch: EpochCallback | None = None,
+    embeddings: EmbeddingCache | None = None,
 ) -> TagModel:
-    """Fit the model on `train_df` (columns text, tag) and set the threshold on `val_df`."""
+    """Fit the model on `train_df` (columns text, tag) and set the threshold on `val_df`.
+
+    `params.features` picks the feature blocks. The embedding block comes from `embeddings`
+    (a study passes one cache to every trial, so no row is encoded twice); without one, a
+    cache on the process's shared encoder is made for this call. A missing encoder package
+    raises `tagifai.embeddings.EncoderUnavailable`, naming it.
+    """
     params = params or TrainParams()
     if params.num_epochs < 1:
         raise ValueError("num_epochs must be at least 1")
     encoder = label_encoder or LabelEncoder.fit(train_df["tag"])
-    vectorizer = make_vectorizer(params)
-    x_train = vectorizer.fit_transform(train_df["text"])
+    vectorizer, embed, described = None, None, None
+    if features.uses_embeddings(params.features):
+        from tagifai.embeddings import EmbeddingCache
+
+        cache = embeddings if embeddings is not None else EmbeddingCache()
+        embed, described = cache.embed, cache.encoder.describe()
+    train_texts, val_texts = list(train_df["text"]), list(val_df["text"])
+    if features.uses_tfidf(params.features):
+        vectorizer = make_vectorizer(params).fit(train_texts)
+    x_train = features.join(train_texts, vectorizer, embed)
     y_train = encoder.encode(train_df["tag"])
     if oversample:
         idx = oversample_indices(y_train, params.seed)
         x_train, y_train = x_train[idx], y_train[idx]
-    x_val = vectorizer.transform(val_df["text"])
+    x_val = features.join(val_texts, vectorizer, embed)
     y_val = encoder.encode(val_df["tag"])
 
     clf = SGDClassifier(
@@ -117,4 +129,14 @@ def train(
     threshold, quantile = fallback_threshold(
         clf.predict_proba(x_val), y_val, params.threshold_quantile, encoder.index.get(OTHER)
     )
-    return TagModel(vectorizer, clf, encoder, threshold, params, history, threshold_quantile=quantile)
+    return TagModel(
+        vectorizer,
+        clf,
+        encoder,
+        threshold,
+        params,
+        history,
+        threshold_quantile=quantile,
+        encoder_info=described,
+        embed=embed,
+    )

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import optuna
 
 from components.warehouse import read_parquet
-from tagifai import tracking
+from tagifai import embeddings, tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
-from tagifai.optimize import add_fixed_trial, create_study, make_objective
+from tagifai.optimize import create_study, make_objective, warm_start
 
 STUDY_TAG, ROLE_TAG = tracking.STUDY_TAG, tracking.ROLE_TAG
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -232,6 +232,20 @@ def _trial_hook(
     return log_trial
 
 
+def search_space(space: SearchSpace | None = None) -> SearchSpace:
+    """The space to search: without the encoder's packages, the TF-IDF family only (said so)."""
+    space = space or SearchSpace()
+    if any(f != "tfidf" for f in space.features):
+        try:
+            embeddings.locate()
+        except embeddings.EncoderUnavailable as exc:
+            print(f"optimize: searching TF-IDF features only: {exc}", flush=True)
+            space = space.tfidf_only()
+    if not space.features:
+        raise ValueError("the search space has no feature family")
+    return space
+
+
 def run_worker(
     dataset_path: str | Path,
     *,
@@ -252,6 +266,7 @@ def run_worker(
     if n_trials < 1:
         raise ValueError("n_trials must be at least 1")
     cfg = data_cfg or DataConfig()
+    space = search_space(space)
     df = prepare(read_parquet(dataset_path), cfg)
     train_df, val_df, _ = split(df, cfg)
     base = TrainParams(num_epochs=num_epochs)
@@ -260,7 +275,7 @@ def run_worker(
     study = load_shared_study(study_name, storage, seed=worker)
     # The summary step rebuilds the full training params from these.
     study.set_user_attr("base_params", base.to_dict())
-    study.set_user_attr("search_space", asdict(space or SearchSpace()))
+    study.set_user_attr("search_space", asdict(space))
     parent = study_parent_run(tracking_uri, experiment, study_name, artifact_location)
     result = WorkerResult(worker=worker, parent_run_id=parent)
     objective = make_objective(train_df, val_df, base, space, label_encoder=LabelEncoder.fit(df["tag"]))
@@ -283,12 +298,11 @@ def run_worker(
     remaining = n_trials
     try:
         if worker == 0:
-            # Warm start: the lesson's defaults are always one of the trials, so the study's
+            # Warm start: the lesson's defaults are always among the trials, so the study's
             # best is never worse (on validation) than the known-good configuration.
-            d = TrainParams()
-            defaults = {k: getattr(d, k) for k in ("analyzer", "ngram_max_range", "learning_rate", "power_t")}
-            hook(study, add_fixed_trial(study, tagged_objective, defaults, space))
-            remaining -= 1
+            for trial in warm_start(study, tagged_objective, space, limit=remaining):
+                hook(study, trial)
+                remaining -= 1
         if remaining:
             study.optimize(tagged_objective, n_trials=remaining, callbacks=[hook])
     except BaseException:

@@ -70,8 +70,12 @@ def train(
             "version": out.version,
             "run_id": out.run_id,
             "data_version": out.data_version,
+            "features": out.params.features,
         }
     )
-    print(f"registered {register_as} v{out.version} (run {out.run_id}): test F1 {out.test_f1:.4f}")
+    print(
+        f"registered {register_as} v{out.version} (run {out.run_id}, {out.params.features} features): "
+        f"test F1 {out.test_f1:.4f}"
+    )
     Outputs = namedtuple("Outputs", ["version", "run_id", "test_f1"])
     return Outputs(out.version, out.run_id, out.test_f1)

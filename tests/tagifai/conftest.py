@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pytest
 
 from tagifai.config import DataConfig
 
 
-@pytest.fixture
-def tiny_labeled() -> pd.DataFrame:
-    """40 labeled projects, 10 per class, with separable vocabulary."""
+def labeled_frame(per_class: int = 10) -> pd.DataFrame:
+    """Labeled projects, `per_class` for each of 4 classes, with separable vocabulary."""
     rows = []
     words = {
         "natural-language-processing": "text transformer sentence tokens language",
@@ -17,7 +18,7 @@ def tiny_labeled() -> pd.DataFrame:
         "reinforcement-learning": "agent reward policy environment episode",
     }
     for tag, vocab in words.items():
-        for i in range(10):
+        for i in range(per_class):
             rows.append(
                 {
                     "id": len(rows) + 1,
@@ -28,6 +29,18 @@ def tiny_labeled() -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def make_labeled() -> Callable[..., pd.DataFrame]:
+    """`labeled_frame` itself, for fixtures wider than one test."""
+    return labeled_frame
+
+
+@pytest.fixture
+def tiny_labeled() -> pd.DataFrame:
+    """40 labeled projects, 10 per class, with separable vocabulary."""
+    return labeled_frame()
 
 
 @pytest.fixture

@@ -91,7 +91,9 @@ def test_add_fixed_trial_records_a_finished_trial_with_those_params(splits) -> N
     study = optimize.create_study("fixed", seed=0)
     params = {"analyzer": "word", "ngram_max_range": 2, "learning_rate": 0.1, "power_t": 0.2}
     trial = optimize.add_fixed_trial(study, optimize.make_objective(tr, va, BASE, SPACE), params, SPACE)
-    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.params == params
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    # The searched params it leaves out take the lesson's defaults (TF-IDF, alpha 1e-4).
+    assert trial.params == {**params, "features": "tfidf", "alpha": 1e-4}
     assert 0 < trial.value <= 1 and "threshold" in trial.user_attrs
     study.optimize(optimize.make_objective(tr, va, BASE, SPACE), n_trials=1)  # the study goes on from it
     assert len(study.trials) == 2

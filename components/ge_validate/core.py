@@ -130,14 +130,16 @@ class ExpectationOutcome:
     unexpected_values: tuple[Any, ...] = ()  # a few of them
     observed: Any = None  # table-level observed value (e.g. the column list)
     error: str = ""  # the expectation could not be evaluated (e.g. a missing column)
+    rule: str = ""  # what the expectation requires, in words (its ``meta.rule`` in the suite)
 
     def describe(self) -> str:
-        """``expect_x(col): 3 unexpected`` / ``...: observed [...]`` / ``...: error ...``."""
+        """``expect_x(col): 3 unexpected (rule)`` / ``...: observed [...]`` / ``...: error ...``."""
         head = f"{self.expectation}({', '.join(self.columns)})"
         if self.error:
             return f"{head}: error: {self.error}"
         if self.unexpected_count is not None:
-            return f"{head}: {self.unexpected_count} unexpected"
+            rule = f" ({self.rule})" if self.rule else ""
+            return f"{head}: {self.unexpected_count} unexpected{rule}"
         if self.observed is not None:
             return f"{head}: observed {_short(self.observed, 200)}"
         return head
@@ -731,6 +733,7 @@ def _outcome(r: Any) -> ExpectationOutcome:
     count = res.get("unexpected_count")
     values = tuple(_jsonable(v) for v in (res.get("partial_unexpected_list") or [])[:SAMPLE_VALUES])
     observed = _jsonable(res.get("observed_value"))
+    meta = getattr(config, "meta", None) or {}
     return ExpectationOutcome(
         expectation=str(config.type),
         columns=columns,
@@ -739,6 +742,7 @@ def _outcome(r: Any) -> ExpectationOutcome:
         unexpected_values=values,
         observed=observed,
         error=" ".join(error.split()),
+        rule=str(meta.get("rule") or ""),
     )
 
 
@@ -852,7 +856,8 @@ def render_html(summary: ValidationSummary) -> str:
         sample = ", ".join(_short(v, 80) for v in o.unexpected_values) if not o.success else ""
         rows.append(
             f'<tr class="{"" if o.success else "failed"}"><td>{i}</td>'
-            f"<td><code>{esc(o.expectation)}</code></td><td>{esc(', '.join(o.columns))}</td>"
+            f"<td><code>{esc(o.expectation)}</code>{f'<br>{esc(o.rule)}' if o.rule else ''}</td>"
+            f"<td>{esc(', '.join(o.columns))}</td>"
             f'<td><span class="badge {state}">{state}</span></td>'
             f"<td>{esc(detail)}</td><td>{esc(sample)}</td></tr>"
         )

@@ -28,6 +28,7 @@ names every failed expectation, its column(s) and the number of rows that broke 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import html
 import json
@@ -285,6 +286,26 @@ def data_columns(columns: Any) -> list[str]:
     return [str(c) for c in columns if not str(c).startswith(AIRBYTE_PREFIX)]
 
 
+def nanosecond_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its timestamp columns at nanosecond resolution, where every value fits.
+
+    DuckDB hands timestamps to pandas in microseconds; GX's pandas engine compares only
+    nanosecond timestamps vectorised and every other resolution value by value in Python
+    (3 s for a 1M-row ``created_on`` bound, against 0.01 s). The values are the same; a
+    column with a value outside nanoseconds' range (years 1677-2262) is left as it is, so
+    a far-future date is still reported, just slower.
+    """
+    import pandas as pd
+
+    converted = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column.dtype) and column.dt.unit != "ns":
+            with contextlib.suppress(pd.errors.OutOfBoundsDatetime):
+                converted[str(name)] = column.dt.as_unit("ns")
+    return frame.assign(**converted) if converted else frame
+
+
 class FrameValidator:
     """GX's pandas engine, one in-memory frame at a time (one ephemeral context for all)."""
 
@@ -302,7 +323,7 @@ class FrameValidator:
         """Each expectation's outcome on ``frame``, by expectation id."""
         self.frames += 1
         self.largest_frame = max(self.largest_frame, len(frame))
-        batch = self._batches.get_batch(batch_parameters={"dataframe": frame})
+        batch = self._batches.get_batch(batch_parameters={"dataframe": nanosecond_times(frame)})
         result = batch.validate(suite, result_format=RESULT_FORMAT)
         return {str(r.expectation_config.id): _outcome(r) for r in result.results}
 

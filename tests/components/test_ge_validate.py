@@ -27,6 +27,7 @@ from components.ge_validate.core import (
     ValidationSummary,
     bigquery_batch_spec,
     build_suite,
+    nanosecond_times,
     plan_stream,
     suite_config,
     validate_frame,
@@ -909,6 +910,21 @@ def test_a_created_on_within_a_day_of_now_is_accepted(frames: dict[str, pd.DataF
     later = _set("created_on", {0: _future(1.5)})(frames["projects"])
     (failure,) = validate_frame(later, "projects", raise_on_failure=False).failures
     assert (failure.columns, failure.unexpected_count, failure.rule) == (("created_on",), 1, NOT_FUTURE)
+
+
+def test_timestamps_are_validated_alike_at_any_resolution(frames: dict[str, pd.DataFrame]) -> None:
+    """DuckDB gives microseconds; GX compares nanoseconds vectorised: the frame is converted
+    where every value fits, and a date beyond nanoseconds' range is still reported."""
+    micro = frames["projects"].assign(created_on=frames["projects"]["created_on"].dt.as_unit("us"))
+    converted = nanosecond_times(micro)
+    assert converted["created_on"].dt.unit == "ns" and micro["created_on"].dt.unit == "us"
+    assert converted["created_on"].equals(micro["created_on"].dt.as_unit("ns"))
+    assert validate_frame(micro, "projects").success
+
+    beyond = _set("created_on", {0: pd.Timestamp("2300-01-01").as_unit("us")})(micro)
+    assert nanosecond_times(beyond)["created_on"].dt.unit == "us"  # left as it is
+    (failure,) = validate_frame(beyond, "projects", raise_on_failure=False).failures
+    assert (failure.columns, failure.unexpected_count) == (("created_on",), 1)
 
 
 def test_the_report_shows_each_rule(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:

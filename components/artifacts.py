@@ -17,6 +17,9 @@ class TableRef:
     table: str
     rows: int
     data_version: str = ""
+    # The fingerprint of the source files the table was loaded from (a tagifai.sources.SourceFingerprint
+    # token), when the loader read them itself; "" otherwise (e.g. an Airbyte server sync).
+    source_fingerprint: str = ""
 
     @property
     def fqn(self) -> str:

@@ -3,4 +3,4 @@
 No kfp, no environment reads: callers pass paths, frames and URIs explicitly.
 """
 
-__all__ = ["config", "data", "datasets", "evaluate", "optimize", "predict", "tracking", "train"]
+__all__ = ["config", "data", "datasets", "evaluate", "optimize", "predict", "sources", "tracking", "train"]

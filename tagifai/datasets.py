@@ -3,7 +3,7 @@
 - ``sample``: generated here, deterministic, any size (the default; works offline).
 - ``madewithml``: the lesson's public dataset, downloaded once at a pinned commit and
   checksum-verified.
-- any folder path that holds the two files.
+- any folder path that holds the two files, as regular files (``tagifai.sources``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SOURCE_FILES = ("projects.csv", "tags.csv")
+from tagifai.sources import SOURCE_FILES, SourceFileError, check_source_file
+
 DEFAULT_SAMPLE_ROWS = 2000
 MADEWITHML_COMMIT = "e8dfdbe98f55cba8befaf8409e16e48fac2d26d8"
 MADEWITHML_URL = f"https://raw.githubusercontent.com/GokuMohandas/Made-With-ML/{MADEWITHML_COMMIT}/datasets"
@@ -387,7 +388,8 @@ def check_source_spec(spec: str, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> int 
         The rows of a ``sample`` / ``sample:ROWS`` source; None for the others.
 
     Raises:
-        SourceUnavailable: Not ``sample[:ROWS]``, ``madewithml`` or a folder with both files.
+        SourceUnavailable: Not ``sample[:ROWS]``, ``madewithml`` or a folder with both files,
+            each a regular file inside it (:func:`tagifai.sources.check_source_file`).
     """
     if spec == "sample" or spec.startswith("sample:"):
         text = spec.split(":", 1)[1] if ":" in spec else str(sample_rows)
@@ -399,7 +401,12 @@ def check_source_spec(spec: str, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> int 
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise SourceUnavailable(f"source {spec!r} is not sample, madewithml, or an existing folder")
-    missing = [f for f in SOURCE_FILES if not (folder / f).is_file()]
+    missing = [f for f in SOURCE_FILES if not (folder / f).exists() and not (folder / f).is_symlink()]
     if missing:
         raise SourceUnavailable(f"source folder {folder} is missing {', '.join(missing)}")
+    for name in SOURCE_FILES:  # only regular files inside the folder are ever read
+        try:
+            check_source_file(folder, name)
+        except SourceFileError as exc:
+            raise SourceUnavailable(f"source {spec!r}: {exc}") from None
     return None

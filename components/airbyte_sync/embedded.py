@@ -6,6 +6,14 @@ The raw table looks like the one Airbyte's DuckDB destination writes: the three
 
 Guarantees:
 
+- read only from regular files inside the source folder (``tagifai.sources``): a link, a
+  FIFO, a device or a directory is refused before anything is read, and no message here
+  ever shows content of a file outside the folder;
+- one version of the source: the stream's file is copied once to a private snapshot while
+  it is hashed, the other file of the pair is hashed before and after, and the snapshot is
+  what is loaded; the pair's fingerprint is recorded in the table reference
+  (``source_fingerprint``), so the transform can refuse tables loaded from different
+  versions of the source;
 - full refresh, overwrite: the raw table holds exactly the file's records afterwards;
 - atomic and lossless: the whole file is parsed and checked in a staging table inside
   one transaction, and only then does it replace the raw table in that same
@@ -14,8 +22,10 @@ Guarantees:
   keeps its first extraction time, so loading the same file twice leaves an identical
   table.
 
-Only what cannot be typed is rejected here. Duplicates and nulls load as they are: the
-validation step reports them, with counts, in its suite.
+Only what cannot be typed is rejected here. Duplicates, nulls and values that break a rule
+of the data (empty text, ids below 1, ...) load as they are: the validation step reports
+them, with counts, in its suite, on this path and on Airbyte's alike. Every position in a
+message is a line of the file (a quoted newline makes records and lines differ).
 """
 
 from __future__ import annotations
@@ -24,13 +34,14 @@ import csv
 import hashlib
 import json
 import logging
-import re
+import tempfile
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from components.airbyte_sync.csv_file import MAX_LINE_BYTES, CsvFile, csv_problem, quote
 from components.artifacts import TableRef
 from components.warehouse import (
     MEMORY_LIMIT_ENV,
@@ -41,6 +52,7 @@ from components.warehouse import (
     ident,
     parse_uri,
 )
+from tagifai.sources import SourceFileError, snapshot_source_file
 
 if TYPE_CHECKING:
     import duckdb
@@ -63,11 +75,10 @@ _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9
 # Strict, fully explicit CSV dialect: RFC 4180 quoting, no sniffing, no row skipping or
 # padding, so a malformed file fails instead of loading something else. The read buffer is
 # one maximal line: DuckDB's default (16 lines, 1 GiB) does not fit its own memory limit.
-_MAX_LINE_BYTES = 64 * 2**20
 _CSV_OPTIONS = (
     "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
     "strict_mode = true, null_padding = false, ignore_errors = false, encoding = 'utf-8', "
-    f"allow_quoted_nulls = false, max_line_size = {_MAX_LINE_BYTES}, buffer_size = {_MAX_LINE_BYTES}"
+    f"allow_quoted_nulls = false, max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES}"
 )
 
 
@@ -103,11 +114,13 @@ def load_stream(
             DuckDB file); default ``KFP_MLOPS_WAREHOUSE_LOCK_TIMEOUT``.
 
     Returns:
-        A reference to the loaded table: rows and its data version
-        (:func:`components.warehouse.duckdb_table_version`).
+        A reference to the loaded table: rows, its data version
+        (:func:`components.warehouse.duckdb_table_version`) and the fingerprint of the source
+        pair it was loaded from (``source_fingerprint``, a ``tagifai.sources.SourceFingerprint`` token).
 
     Raises:
-        SourceError: The file is missing, empty or malformed, or a value cannot be typed.
+        SourceError: The file is missing, not a regular file inside the folder, empty or
+            malformed, a value cannot be typed, or the source changed while it was read.
         WarehouseError: The warehouse is not DuckDB, or an identifier is invalid.
     """
     if stream not in STREAMS:
@@ -121,43 +134,55 @@ def load_stream(
             "BigQuery"
         )
     path = Path(source_dir) / f"{stream}.csv"
-    columns = _checked_columns(path, STREAMS[stream])
-
     started = time.monotonic()
-    with duckdb_connect(wh.path, purpose=f"load {schema}.{stream}", wait_s=lock_wait_s) as con:
-        con.begin()
+    with tempfile.TemporaryDirectory(prefix=f"kfp-mlops-sync-{stream}-") as tmp:
+        # What is loaded is this snapshot: exactly the bytes the fingerprint names.
+        snapshot = Path(tmp) / path.name
         try:
-            rows, content = _replace_raw_table(con, path, stream, schema, columns)
-            # The table's data version, as every reader of it computes it (components.warehouse):
-            # the transform and the validation check that the table still holds it.
-            _, version = duckdb_table_version(con, schema, stream)
-            con.commit()
-        except BaseException:
-            with suppress(Exception):  # the original error is the one to report
-                con.rollback()
-            raise
+            source = snapshot_source_file(source_dir, path.name, snapshot)
+        except SourceFileError as exc:
+            raise SourceError(str(exc)) from None
+        csv_file = CsvFile(snapshot, path)
+        columns = _checked_columns(csv_file, STREAMS[stream])
+        with duckdb_connect(wh.path, purpose=f"load {schema}.{stream}", wait_s=lock_wait_s) as con:
+            con.begin()
+            try:
+                rows, content = _replace_raw_table(con, csv_file, stream, schema, columns)
+                # The table's data version, as every reader of it computes it (components.warehouse):
+                # the transform and the validation check that the table still holds it.
+                _, version = duckdb_table_version(con, schema, stream)
+                con.commit()
+            except BaseException:
+                with suppress(Exception):  # the original error is the one to report
+                    con.rollback()
+                raise
     log.info(
-        "loaded %s rows from %s into %s.%s (content %s, data version %s) in %.1f s",
+        "loaded %s rows from %s (source fingerprint %s) into %s.%s (content %s, data version %s) in %.1f s",
         rows,
         path,
+        source.token,
         schema,
         stream,
         content,
         version,
         time.monotonic() - started,
     )
-    return TableRef(warehouse=str(wh), schema=schema, table=stream, rows=rows, data_version=version)
+    return TableRef(
+        warehouse=str(wh),
+        schema=schema,
+        table=stream,
+        rows=rows,
+        data_version=version,
+        source_fingerprint=source.token,
+    )
 
 
-def _checked_columns(path: Path, expected: dict[str, str]) -> list[str]:
+def _checked_columns(csv_file: CsvFile, expected: dict[str, str]) -> list[str]:
     """The file's column names in file order, once they are exactly the expected set."""
-    if not path.parent.is_dir():
-        raise SourceError(f"{path}: source folder {path.parent} does not exist")
-    if not path.is_file():
-        raise SourceError(f"{path}: file not found")
-    if path.stat().st_size == 0:
+    path = csv_file.shown
+    if csv_file.data.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty (0 bytes); expected a header and rows")
-    with path.open("rb") as fh:
+    with csv_file.data.open("rb") as fh:
         first = fh.readline(1 << 20)
     try:
         line = first.decode("utf-8-sig")
@@ -173,19 +198,17 @@ def _checked_columns(path: Path, expected: dict[str, str]) -> list[str]:
         if missing:
             problems.append(f"missing column(s) {', '.join(missing)}")
         if extra:
-            problems.append(f"unexpected column(s) {', '.join(repr(c) for c in extra)}")
+            problems.append(f"unexpected column(s) {', '.join(quote(c) for c in extra)}")
         if duplicated:
             problems.append(f"repeated column(s) {', '.join(duplicated)}")
-        raise SourceError(
-            f"{path}: {'; '.join(problems)} (header {', '.join(header) or '<empty>'}; "
-            f"expected {', '.join(want)})"
-        )
+        shown = quote(",".join(header)) if header else "<empty>"
+        raise SourceError(f"{path}: {'; '.join(problems)} (header {shown}; expected {', '.join(want)})")
     return header
 
 
 def _replace_raw_table(
     con: duckdb.DuckDBPyConnection,
-    path: Path,
+    csv_file: CsvFile,
     stream: str,
     schema: str,
     columns: list[str],
@@ -194,6 +217,7 @@ def _replace_raw_table(
     import duckdb
 
     types = STREAMS[stream]
+    path = csv_file.shown
     stage = f"_airbyte_stage_{stream}"
     target = f'"{schema}"."{stream}"'
 
@@ -204,7 +228,7 @@ def _replace_raw_table(
         con.execute(
             f"create or replace temp table {stage} as select row_number() over () as _record, * "
             f"from read_csv(?, columns = {{{as_text}}}, {_CSV_OPTIONS})",
-            [str(path)],
+            [str(csv_file.data)],
         )
     except duckdb.OutOfMemoryException as exc:  # not the file's fault: say what to change
         raise WarehouseError(
@@ -212,7 +236,7 @@ def _replace_raw_table(
             f"{MEMORY_LIMIT_ENV} or free space for its spill folder"
         ) from exc
     except duckdb.Error as exc:
-        raise SourceError(f"{path}: malformed CSV at {_csv_problem(str(exc))}") from exc
+        raise SourceError(f"{path}: malformed CSV at {csv_problem(str(exc), csv_file)}") from None
 
     rows = _scalar(con, f"select count(*) from {stage}")
     if rows == 0:
@@ -220,7 +244,7 @@ def _replace_raw_table(
 
     # 2. Check every value that must be typed; report the first offender of each column.
     for check in _checks(types):
-        _check_column(con, path, stage, check)
+        _check_column(con, csv_file, stage, check)
 
     # 3. Type, version the content, replace the raw table.
     typed = ", ".join(_typed_expr(c, types[c]) for c in types)
@@ -266,7 +290,7 @@ def _checks(types: dict[str, str]) -> list[_Check]:
     return checks
 
 
-def _check_column(con: duckdb.DuckDBPyConnection, path: Path, stage: str, check: _Check) -> None:
+def _check_column(con: duckdb.DuckDBPyConnection, csv_file: CsvFile, stage: str, check: _Check) -> None:
     value = f"trim({check.column})"
     bad = (
         f"{check.column} is not null and (not regexp_full_match({value}, '{check.pattern}') "
@@ -280,9 +304,11 @@ def _check_column(con: duckdb.DuckDBPyConnection, path: Path, stage: str, check:
     ).fetchone()
     assert first is not None
     record, raw = first
+    line = csv_file.line(record=record)
+    where = f"on line {line}" if line else f"in data record {record}"
     raise SourceError(
-        f"{path}: column {check.column} must be {check.expected}: {count} value(s) cannot be read as "
-        f"{check.sql_type}, first {raw!r} in data row {record}"
+        f"{csv_file.shown}: column {check.column} must be {check.expected}: {count} value(s) cannot be "
+        f"read as {check.sql_type}, first {quote(raw)} {where}"
     )
 
 
@@ -315,17 +341,3 @@ def _previous_extraction(con: duckdb.DuckDBPyConnection, schema: str, stream: st
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
-
-
-def _csv_problem(message: str) -> str:
-    """The facts of a DuckDB CSV error (line, reason, the line's start), without its advice."""
-    facts = message.split("Possible", 1)[0]
-    lines = [ln.strip() for ln in facts.splitlines() if ln.strip()]
-    where = re.search(r"CSV Error on Line: (\d+)", facts)
-    original = next(
-        (ln[len("Original Line:") :].strip() for ln in lines if ln.startswith("Original Line:")), ""
-    )
-    reason = lines[-1] if lines else message.strip()
-    if not where:
-        return reason[:300]
-    return f"line {where.group(1)}: {reason} (line starts {original[:80]!r})"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from components.artifacts import TableRef
 from components.paths import project_dir as _project_dir
 from components.warehouse import (
     AUDIT_SCHEMA,
@@ -64,17 +65,25 @@ class NodeResult:
     message: str
     failures: int | None
     execution_time: float
+    # A generic data test's kind and what it tests, e.g. ("relationships", "stg_tags.id").
+    test: str = ""
+    tested: str = ""
 
     @property
     def broken(self) -> bool:
         return self.status in _BROKEN
 
     def describe(self) -> str:
-        """One line naming the node and why it broke, e.g. ``test unique_x_id failed: 3 failures``."""
+        """One line naming the node and why it broke, e.g. ``test unique_x_id failed: 3 failures``.
+
+        A generic test also names its kind and column: ``... failed: 2 failures
+        (relationships on stg_tags.id)``.
+        """
         verb = _BROKEN.get(self.status, self.status)
         if self.resource_type == "test" and self.failures:
             noun = "failure" if self.failures == 1 else "failures"
-            return f"test {self.name} {verb}: {self.failures} {noun}"
+            what = f" ({self.test} on {self.tested})" if self.test and self.tested else ""
+            return f"test {self.name} {verb}: {self.failures} {noun}{what}"
         detail = " ".join((self.message or "").split())
         return f"{self.resource_type} {self.name} {verb}" + (f": {detail}" if detail else "")
 
@@ -250,10 +259,21 @@ def _invoke(
                 _close_duckdb()
 
 
+def _tested(node: Any) -> tuple[str, str]:
+    """A generic test's kind and the ``model.column`` it tests; ("", "") for anything else."""
+    metadata = getattr(node, "test_metadata", None)
+    column = getattr(node, "column_name", None)
+    model = str(getattr(node, "attached_node", None) or "").rsplit(".", 1)[-1]
+    if metadata is None or not column or not model:
+        return "", ""
+    return str(metadata.name), f"{model}.{column}"
+
+
 def _node_results(run: Any) -> tuple[NodeResult, ...]:
     nodes = []
     for r in getattr(run, "results", None) or []:
         node = r.node
+        test, tested = _tested(node)
         nodes.append(
             NodeResult(
                 unique_id=node.unique_id,
@@ -263,9 +283,46 @@ def _node_results(run: Any) -> tuple[NodeResult, ...]:
                 message=r.message or "",
                 failures=r.failures,
                 execution_time=float(r.execution_time or 0.0),
+                test=test,
+                tested=tested,
             )
         )
     return tuple(nodes)
+
+
+def check_one_source(refs: Mapping[str, TableRef]) -> str:
+    """The fingerprint of the source every raw table was loaded from, once they agree.
+
+    The embedded loader records, in each table reference, the fingerprint of the source
+    pair it read (``source_fingerprint``). The two syncs of a run read the folder at two
+    times: if it was rewritten in between, joining their tables would pair one version's
+    projects with another's tags, so the transform refuses.
+
+    Args:
+        refs: Raw table name -> the reference its sync wrote.
+
+    Returns:
+        The agreed fingerprint; "" when a sync recorded none (an Airbyte server sync reads
+        the source itself, and only Airbyte knows what it read).
+
+    Raises:
+        DbtTransformError: The syncs read different versions of the source.
+    """
+    from tagifai.sources import SourceFingerprint
+
+    fingerprints = {name: ref.source_fingerprint for name, ref in sorted(refs.items())}
+    if not all(fingerprints.values()):
+        return ""
+    if len(set(fingerprints.values())) == 1:
+        return next(iter(fingerprints.values()))
+    files = {name: SourceFingerprint.files_of(f) for name, f in fingerprints.items()}
+    names = sorted({file for digests in files.values() for file in digests})
+    changed = [n for n in names if len({digests.get(n) for digests in files.values()}) > 1]
+    loaded = "; ".join(f"{name} was loaded from {f}" for name, f in fingerprints.items())
+    raise DbtTransformError(
+        f"the source changed during the run: {loaded} ({', '.join(changed) or 'the files'} changed "
+        "between the syncs); nothing was transformed: run again to load one version of the source"
+    )
 
 
 def run_dbt(
@@ -405,8 +462,9 @@ def compile_only(
     project_dir: str | Path | None = None,
     target_schema: str = AUDIT_SCHEMA,
     raw_schema: str = RAW_SCHEMA,
+    tests: bool = False,
 ) -> dict[str, str]:
-    """Compile the models for a target without reaching any warehouse.
+    """Compile the models (and with ``tests``, the data tests) for a target without reaching any warehouse.
 
     This is how the ``bigquery`` target is checked on machines without BigQuery.
     ``dbt parse`` needs no connection but renders no model SQL; ``dbt compile`` opens a
@@ -416,7 +474,7 @@ def compile_only(
     For ``duckdb`` the connection is a scratch file in a temporary folder.
 
     Returns:
-        Compiled SQL of every model, by model name.
+        Compiled SQL of every model (and data test), by node name.
 
     Raises:
         DbtTransformError: the project does not parse or compile for that target.
@@ -448,8 +506,9 @@ def compile_only(
         nodes = _node_results(res.result)
         detail = "; ".join(n.describe() for n in nodes if n.broken) or " ".join(str(res.exception).split())
         raise DbtTransformError(f"dbt compile for target {target!r} failed: {detail}")
+    kinds = {"model", "test"} if tests else {"model"}
     return {
         r.node.name: r.node.compiled_code
         for r in res.result.results
-        if str(getattr(r.node.resource_type, "value", r.node.resource_type)) == "model"
+        if str(getattr(r.node.resource_type, "value", r.node.resource_type)) in kinds
     }

@@ -180,7 +180,7 @@ BROKEN: dict[str, tuple[str, bytes | None, str]] = {
         "projects.csv",
         b'id,created_on,title,description\n1,2020-01-01,a,"multi\nline"\n2,2020-01-02,b,c\n'
         b"3,2020-02-30 10:00:00,d,e\n",
-        r"projects\.csv: column created_on must be a date .* first '2020-02-30 10:00:00' in data row 3",
+        r"projects\.csv: column created_on must be a date .* first '2020-02-30 10:00:00' on line 5",
     ),
     "date with a UTC offset": (
         "projects.csv",
@@ -190,7 +190,7 @@ BROKEN: dict[str, tuple[str, bytes | None, str]] = {
     "non-integer id": (
         "projects.csv",
         b"id,created_on,title,description\n1,2020-01-01,a,b\n1.5,2020-01-01,a,b\n",
-        r"projects\.csv: column id must be an integer: 1 value\(s\) .* first '1\.5' in data row 2",
+        r"projects\.csv: column id must be an integer: 1 value\(s\) .* first '1\.5' on line 3",
     ),
     "text id": (
         "tags.csv",

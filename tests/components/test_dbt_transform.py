@@ -13,9 +13,10 @@ import duckdb
 import pytest
 from kfp import dsl
 
+from components.airbyte_sync.component import airbyte_sync
 from components.artifacts import TableRef, read_table_ref, write_table_ref
 from components.dbt_transform.component import dbt_transform
-from components.dbt_transform.core import DbtTransformError, compile_only, run_dbt
+from components.dbt_transform.core import DbtTransformError, check_one_source, compile_only, run_dbt
 from components.paths import project_dir
 from components.warehouse import (
     AUDIT_SCHEMA,
@@ -27,8 +28,10 @@ from components.warehouse import (
     read_table,
     table_version,
 )
+from tagifai.sources import read_source_fingerprint
 
 MART_COLUMNS = ["id", "created_on", "title", "description", "tag"]
+RELATIONSHIPS = "relationships_stg_tags_id__id__ref_stg_projects_"
 FIRST_SYNC = "2024-01-01 00:00:00+00"
 
 
@@ -101,7 +104,8 @@ def test_build_makes_the_lessons_labeled_projects(warehouse: Path, madewithml_di
     statuses = {n.name: n.status for n in result.nodes}
     assert statuses["labeled_projects"] == "success"
     assert statuses["unique_labeled_projects_id"] == "pass"
-    assert len([n for n in result.nodes if n.resource_type == "test"]) == 9
+    assert statuses[RELATIONSHIPS] == "pass"  # every tag belongs to a project
+    assert len([n for n in result.nodes if n.resource_type == "test"]) == 10
     summary = result.summary_markdown()
     assert "| unique_labeled_projects_id | test | pass | 0 |" in summary
     assert "955 rows" in summary
@@ -144,6 +148,25 @@ def test_failing_data_test_is_named(warehouse: Path) -> None:
     assert "unique_labeled_projects_id" not in str(err.value)  # only what broke is named
     assert err.value.result is not None
     assert "| not_null_labeled_projects_title | test | fail | 1 |" in err.value.result.summary_markdown()
+
+
+def test_a_tag_for_a_project_that_does_not_exist_fails_the_build(warehouse: Path) -> None:
+    """The mart's left join would drop such a row without a word: the relationships test on
+    stg_tags.id names it, with the row count, and nothing downstream is built."""
+    with duckdb_connect(warehouse) as con:
+        con.execute(
+            f"insert into {RAW_SCHEMA}.tags select _airbyte_raw_id || '-orphan', _airbyte_extracted_at, "
+            f"_airbyte_meta, id + 100000, tag from {RAW_SCHEMA}.tags order by id limit 2"
+        )
+
+    with pytest.raises(DbtTransformError) as err:
+        run_dbt(str(warehouse))
+
+    message = str(err.value)
+    assert f"test {RELATIONSHIPS} failed: 2 failures (relationships on stg_tags.id)" in message
+    assert "skipped: " in message and "labeled_projects" in message.split("skipped: ", 1)[1]
+    assert err.value.result is not None
+    assert not [n for n in err.value.result.nodes if n.name == "labeled_projects" and n.status == "success"]
 
 
 def test_missing_raw_table_names_the_model(warehouse: Path) -> None:
@@ -228,9 +251,15 @@ def test_bigquery_target_compiles_offline(monkeypatch: pytest.MonkeyPatch) -> No
     for var in ("DBT_BIGQUERY_PROJECT", "DBT_BIGQUERY_KEYFILE", "GOOGLE_APPLICATION_CREDENTIALS"):
         monkeypatch.delenv(var, raising=False)
 
-    compiled = compile_only("bigquery")
+    compiled = compile_only("bigquery", tests=True)
 
-    assert set(compiled) == {"stg_projects", "stg_tags", "labeled_projects"}
+    models = {"stg_projects", "stg_tags", "labeled_projects"}
+    assert models < set(compiled) and len(compiled) == len(models) + 10
+    # The referential test runs on BigQuery's staged tables like any other.
+    relationships = " ".join(compiled[RELATIONSHIPS].split())
+    assert "from `compile-check`.`mlops_course_audit`.`stg_tags`" in relationships
+    assert "from `compile-check`.`mlops_course_audit`.`stg_projects`" in relationships
+    assert "where parent.to_field is null" in relationships
     assert "from `compile-check`.`mlops_course`.`projects`" in compiled["stg_projects"]
     assert "cast(title as string)" in compiled["stg_projects"]
     assert "`compile-check`.`mlops_course_audit`.`stg_tags`" in compiled["labeled_projects"]
@@ -257,3 +286,107 @@ def test_the_audit_schema_can_never_be_the_published_one(warehouse: Path) -> Non
     for schema in (RAW_SCHEMA, RAW_SCHEMA.upper()):
         with pytest.raises(DbtTransformError, match="is the published schema"):
             run_dbt(f"duckdb://{warehouse}", target_schema=schema)
+
+
+# --- one version of the source --------------------------------------------------------------
+
+
+def _sync(stream: str, source: Path, warehouse: Path, out: Path) -> dsl.Dataset:
+    table = dsl.Dataset(name=stream, uri=str(out / f"sync-{stream}" / "table"), metadata={})
+    airbyte_sync.python_func(
+        stream=stream, warehouse=f"duckdb:///{warehouse}", table=table, source=str(source)
+    )
+    return table
+
+
+def _transform(projects: dsl.Dataset, tags: dsl.Dataset, warehouse: Path, out: Path) -> dsl.Dataset:
+    labeled = dsl.Dataset(
+        name="labeled_projects", uri=str(out / "transform" / "labeled_projects"), metadata={}
+    )
+    report = dsl.Markdown(name="run_results", uri=str(out / "transform" / "run_results.md"), metadata={})
+    dbt_transform.python_func(
+        projects=projects,
+        tags=tags,
+        warehouse=f"duckdb:///{warehouse}",
+        labeled_projects=labeled,
+        run_results=report,
+    )
+    return labeled
+
+
+def _audit_tables(warehouse: Path) -> list[str]:
+    with duckdb_connect(warehouse, read_only=True) as con:
+        return [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = ? order by 1",
+                [AUDIT_SCHEMA],
+            ).fetchall()
+        ]
+
+
+def test_a_source_rewritten_between_the_two_syncs_is_not_transformed(
+    madewithml_dir: Path, tmp_path: Path
+) -> None:
+    """D1 -> D2 between the syncs: D1's projects must never be joined with D2's tags."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("projects.csv", "tags.csv"):
+        shutil.copyfile(madewithml_dir / name, source / name)
+    warehouse = tmp_path / "warehouse.duckdb"
+    d1 = read_source_fingerprint(source)
+
+    projects = _sync("projects", source, warehouse, tmp_path / "run1")
+    # The folder is rewritten between the two syncs: version D2 relabels ten projects.
+    with (madewithml_dir / "tags.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    relabelled = {int(r[0]) for r in rows[1:11]}
+    with (source / "tags.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(
+            [rows[0], *[[r[0], "mlops"] for r in rows[1:11]], *rows[11:]]
+        )
+    d2 = read_source_fingerprint(source)
+    tags = _sync("tags", source, warehouse, tmp_path / "run1")
+    assert (projects.metadata["source_fingerprint"], tags.metadata["source_fingerprint"]) == (
+        d1.token,
+        d2.token,
+    )
+
+    with pytest.raises(DbtTransformError) as err:
+        _transform(projects, tags, warehouse, tmp_path / "run1")
+
+    assert str(err.value) == (
+        f"the source changed during the run: projects was loaded from {d1.token}; tags was loaded from "
+        f"{d2.token} (tags.csv changed between the syncs); nothing was transformed: run again to load one "
+        "version of the source"
+    )
+    assert _audit_tables(warehouse) == []  # dbt never ran
+
+    # A run that reads one version (D2, for both streams) transforms, and its mart says which.
+    projects = _sync("projects", source, warehouse, tmp_path / "run2")
+    labeled = _transform(projects, tags, warehouse, tmp_path / "run2")
+    assert labeled.metadata["source_fingerprint"] == d2.token
+    ref = read_table_ref(labeled.path)
+    assert ref is not None and ref.source_fingerprint == d2.token
+    mart = {r[0]: r[4] for r in _mart(warehouse)}
+    assert len(mart) == 955 and {mart[i] for i in relabelled} == {"mlops"}
+
+
+def test_the_agreed_source_fingerprint_is_checked_only_where_the_syncs_recorded_one() -> None:
+    uri = "duckdb:///w.duckdb"
+
+    def refs(projects: str, tags: str) -> dict[str, TableRef]:
+        return {
+            "projects": TableRef(uri, RAW_SCHEMA, "projects", 1, source_fingerprint=projects),
+            "tags": TableRef(uri, RAW_SCHEMA, "tags", 1, source_fingerprint=tags),
+        }
+
+    same = "projects.csv=aaaa;tags.csv=bbbb"
+    assert check_one_source(refs(same, same)) == same
+    # An Airbyte server sync reads the source itself and records nothing: nothing to compare.
+    assert check_one_source(refs("", "")) == ""
+    assert check_one_source(refs(same, "")) == ""
+    with pytest.raises(DbtTransformError, match=r"\(projects\.csv, tags\.csv changed between the syncs\)"):
+        check_one_source(refs(same, "projects.csv=cccc;tags.csv=dddd"))
+    with pytest.raises(DbtTransformError, match=r"\(the files changed between the syncs\)"):
+        check_one_source(refs("unreadable", "also unreadable"))

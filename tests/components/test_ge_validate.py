@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,12 +27,14 @@ from components.ge_validate.core import (
     ValidationSummary,
     bigquery_batch_spec,
     build_suite,
+    nanosecond_times,
     plan_stream,
     suite_config,
     validate_frame,
     validate_input,
     validate_table,
 )
+from components.ge_validate.labels import add_label, labels
 from components.paths import project_dir
 from components.warehouse import (
     RAW_SCHEMA,
@@ -48,13 +54,19 @@ COLUMNS = {
     "tags": ["id", "tag"],
     "labeled_projects": ["id", "created_on", "title", "description", "tag"],
 }
-EXPECTATIONS = {"projects": 9, "tags": 4, "labeled_projects": 10}
+EXPECTATIONS = {"projects": 15, "tags": 6, "labeled_projects": 16}
 EXTERNAL_ASSET = re.compile(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
 def frames(madewithml_dir: Path) -> dict[str, pd.DataFrame]:
-    return {name: pd.read_csv(madewithml_dir / f"{name}.csv") for name in SUITES}
+    # created_on as a timestamp, as every warehouse table and parquet file gives it to GX.
+    return {
+        name: pd.read_csv(
+            madewithml_dir / f"{name}.csv", parse_dates=["created_on"] if name != "tags" else []
+        )
+        for name in SUITES
+    }
 
 
 def _assert_self_contained(path: Path) -> str:
@@ -128,8 +140,97 @@ def _one_numeric_title(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _set(column: str, values: dict[int, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Give ``column`` these values at these row positions."""
+
+    def mutate(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        for row, value in values.items():
+            out.loc[row, column] = value
+        return out
+
+    return mutate
+
+
+def _future(days: float) -> pd.Timestamp:
+    # GX evaluates now() in the validating process's local time: so does this.
+    return pd.Timestamp(datetime.now() + timedelta(days=days))
+
+
+def _control_characters(df: pd.DataFrame) -> pd.DataFrame:
+    out = _set("title", {6: "Colours \x1b[31mred\x1b[0m"})(df)
+    return _set("description", {7: "a NUL\x00 byte", 8: "a form\x0cfeed"})(out)
+
+
+BLANK = "not empty or only whitespace"
+CONTROL = "no control characters (tab, newline and carriage return are allowed)"
+POSITIVE = "a positive integer (1 or more)"
+NOT_FUTURE = "not more than 1 day after the time of validation"
+
 BROKEN = [
     # (case, suite, mutation, what the message must name, failed expectations)
+    (
+        "empty_title",
+        "projects",
+        _set("title", {2: ""}),
+        [f"expect_column_values_to_match_regex(title): 1 unexpected ({BLANK})"],
+        1,
+    ),
+    (
+        "whitespace_descriptions",
+        "projects",
+        _set("description", {3: "  \t\r\n ", 4: "\u00a0\u3000", 5: "\u200b"}),
+        [f"expect_column_values_to_match_regex(description): 3 unexpected ({BLANK})"],
+        1,
+    ),
+    (
+        "control_characters",
+        "projects",
+        _control_characters,
+        [
+            f"expect_column_values_to_not_match_regex(title): 1 unexpected ({CONTROL})",
+            f"expect_column_values_to_not_match_regex(description): 2 unexpected ({CONTROL})",
+        ],
+        2,
+    ),
+    (
+        "ids_not_positive",
+        "projects",
+        _set("id", {0: 0, 1: -3}),
+        [f"expect_column_values_to_be_between(id): 2 unexpected ({POSITIVE})"],
+        1,
+    ),
+    (
+        "created_on_far_in_the_future",
+        "projects",
+        _set("created_on", {0: _future(3), 1: pd.Timestamp("2100-01-01")}),
+        [f"expect_column_values_to_be_between(created_on): 2 unexpected ({NOT_FUTURE})"],
+        1,
+    ),
+    (
+        "tag_id_not_positive",
+        "tags",
+        _set("id", {4: 0}),
+        [f"expect_column_values_to_be_between(id): 1 unexpected ({POSITIVE})"],
+        1,
+    ),
+    (
+        "tags_outside_the_label_set",
+        "tags",
+        _set("tag", {1: "quantum-computing", 2: "NLP", 3: "mlops "}),
+        ["expect_column_values_to_be_in_set(tag): 3 unexpected (one of the dataset's labels"],
+        1,
+    ),
+    (
+        "labeled_blank_title_and_future_date",
+        "labeled_projects",
+        lambda df: _set("created_on", {9: _future(30)})(_set("title", {8: " "})(df)),
+        [
+            f"expect_column_values_to_match_regex(title): 1 unexpected ({BLANK})",
+            f"expect_column_values_to_be_between(created_on): 1 unexpected ({NOT_FUTURE})",
+        ],
+        2,
+    ),
     ("duplicate_ids", "projects", _duplicate_id, ["expect_column_values_to_be_unique(id): 2 unexpected"], 1),
     (
         "null_title",
@@ -147,7 +248,7 @@ BROKEN = [
             "expect_column_values_to_not_be_null(description): error:",
             'The column "description" in BatchData does not exist',
         ],
-        4,  # the column list, not-null, type, and the compound (title, description)
+        6,  # the column list, not-null, type, the compound (title, description), visible text, control characters
     ),
     (
         "wrong_column_order",
@@ -231,7 +332,7 @@ def test_failures_carry_sample_values_and_serialise(frames: dict[str, pd.DataFra
     assert list(failure.unexpected_values) == [dup, dup]
     data = summary.to_dict()
     assert data["failures"] == [failure.to_dict()]
-    assert (data["evaluated"], data["failed"], data["rows"]) == (9, 1, 955)
+    assert (data["evaluated"], data["failed"], data["rows"]) == (EXPECTATIONS["projects"], 1, 955)
 
     nulls = validate_frame(_null("title")(frames["projects"]), "projects", raise_on_failure=False)
     assert nulls.failures[0].unexpected_values == (None,)  # NaN becomes JSON null
@@ -428,7 +529,7 @@ STREAMED = [
             "expect_table_columns_to_match_ordered_list(id, created_on, title, description): observed",
             'The column "description" in BatchData does not exist',
         ],
-        4,
+        6,
     ),
     (
         "wrong_column_order",
@@ -537,7 +638,7 @@ def test_streamed_failure_raises_naming_expectation_column_and_count(
             _write_ref(tmp_path / "ref.json", ref), "projects", data_docs_path=docs, chunk_rows=CHUNK
         )
     assert str(err.value) == (
-        "suite projects failed 1 of 9 expectations: "
+        f"suite projects failed 1 of {EXPECTATIONS['projects']} expectations: "
         f"expect_column_values_to_not_be_null(created_on): 2388 unexpected; Data Docs: {docs}"
     )
     assert err.value.summary.data_version == table_version(ref.warehouse, RAW_SCHEMA, "projects")[1]
@@ -627,7 +728,7 @@ def test_component_passes_and_records_metadata(duckdb_warehouse: Path, tmp_path:
     assert {k: meta[k] for k in ("suite", "success", "evaluated", "failed", "rows", "data_version")} == {
         "suite": "projects",
         "success": True,
-        "evaluated": 9,
+        "evaluated": EXPECTATIONS["projects"],
         "failed": 0,
         "rows": 955,
         "data_version": version,
@@ -704,6 +805,186 @@ def test_bigquery_batch_spec_refuses_bad_input() -> None:
         bigquery_batch_spec("bigquery://p", RAW_SCHEMA, "projects`; drop table x; --", ["id"])
     with pytest.raises(WarehouseError, match="no data columns"):
         bigquery_batch_spec("bigquery://p", RAW_SCHEMA, "projects", ["_airbyte_raw_id"])
+
+
+def _sql_metrics(expectation_type: str) -> list[str]:
+    """The metrics GX computes for an expectation: its map condition, or its declared ones."""
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    impl = get_expectation_impl(expectation_type)
+    if expectation_type == "expect_column_values_to_be_of_type":
+        return ["table.column_types"]  # on SQL, GX reads the type from the table's schema
+    mapped = getattr(impl, "map_metric", None)
+    return [f"{mapped}.condition"] if mapped else list(impl.metric_dependencies)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_expectation_of_every_suite_runs_as_sql_in_gx(suite: str) -> None:
+    """The BigQuery path validates with GX's SQL engine: each expectation must have a SQL
+    implementation there, and the regex rules must become BigQuery's REGEXP_CONTAINS."""
+    import sqlalchemy as sa
+    import sqlalchemy_bigquery
+    from great_expectations.expectations.metrics.util import get_dialect_regex_expression
+    from great_expectations.expectations.registry import _registered_metrics
+
+    config = suite_config(suite, dialect="bigquery")
+    for exp in config["expectations"]:
+        for metric in _sql_metrics(exp["type"]):
+            providers = _registered_metrics.get(metric, {}).get("providers", {})
+            assert "SqlAlchemyExecutionEngine" in providers, (
+                f"{exp['type']}: no SQL implementation of {metric}"
+            )
+        regex = exp["kwargs"].get("regex")
+        if regex is not None:
+            positive = exp["type"] == "expect_column_values_to_match_regex"
+            condition = get_dialect_regex_expression(
+                sa.column("v"), regex, sqlalchemy_bigquery, positive=positive
+            )
+            assert condition is not None, f"GX has no BigQuery form of {exp['type']}"
+            sql = str(condition.compile(dialect=sqlalchemy_bigquery.BigQueryDialect()))
+            assert sql.startswith("REGEXP_CONTAINS(" if positive else "NOT REGEXP_CONTAINS("), sql
+    # The future bound is GX's own suite parameter, evaluated where the suite runs.
+    bounds = [e["kwargs"]["max_value"] for e in config["expectations"] if "max_value" in e["kwargs"]]
+    assert bounds == ([{"$PARAMETER": "now() + timedelta(days=1)"}] if suite != "tags" else [])
+
+
+PROBES = [
+    "",
+    " ",
+    "\t\n\r ",
+    "\u00a0",
+    "\u3000\u2003",
+    "\u200b\ufeff",
+    "a",
+    " a ",
+    "日本語",
+    "🚀",
+    "é",
+    "tab\there",
+    "two\nlines",
+    "crlf\r\nline",
+    "x\x00y",
+    "\x07",
+    "\x0b",
+    "\x0c",
+    "\x1b[31m",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\xa0x",
+    "\u202e",
+    "SELECT * FROM t; --",
+]
+
+
+def test_the_text_rules_read_alike_in_python_and_re2() -> None:
+    """GX's pandas engine runs the regexes with Python's re, BigQuery with RE2: DuckDB's
+    regexp_matches is RE2, so the two must agree on every probe (and say what they should)."""
+    import duckdb
+
+    regexes = {
+        e["kwargs"]["regex"]
+        for suite in SUITES
+        for e in suite_config(suite)["expectations"]
+        if "regex" in e["kwargs"]
+    }
+    assert len(regexes) == 2
+    with duckdb.connect() as con:
+        for regex in regexes:
+            for probe in PROBES:
+                python = re.search(regex, probe) is not None
+                re2 = con.execute("select regexp_matches(?, ?)", [probe, regex]).fetchone()
+                assert re2 == (python,), f"{regex!r} on {probe!r}: Python {python}, RE2 {re2}"
+    visible = next(r for r in regexes if r.startswith("[^"))
+    blank = [p for p in PROBES if not re.search(visible, p)]
+    assert blank == ["", " ", "\t\n\r ", "\u00a0", "\u3000\u2003", "\u200b\ufeff", "\x0b", "\x0c"]
+    control = next(r for r in regexes if not r.startswith("[^"))
+    flagged = [p for p in PROBES if re.search(control, p)]
+    assert flagged == ["x\x00y", "\x07", "\x0b", "\x0c", "\x1b[31m", "\x1f", "\x7f", "\x85", "\x9f"]
+
+
+def test_a_created_on_within_a_day_of_now_is_accepted(frames: dict[str, pd.DataFrame]) -> None:
+    soon = _set("created_on", {0: _future(2 / 24)})(frames["projects"])
+    assert validate_frame(soon, "projects").success
+    later = _set("created_on", {0: _future(1.5)})(frames["projects"])
+    (failure,) = validate_frame(later, "projects", raise_on_failure=False).failures
+    assert (failure.columns, failure.unexpected_count, failure.rule) == (("created_on",), 1, NOT_FUTURE)
+
+
+def test_timestamps_are_validated_alike_at_any_resolution(frames: dict[str, pd.DataFrame]) -> None:
+    """DuckDB gives microseconds; GX compares nanoseconds vectorised: the frame is converted
+    where every value fits, and a date beyond nanoseconds' range is still reported."""
+    micro = frames["projects"].assign(created_on=frames["projects"]["created_on"].dt.as_unit("us"))
+    converted = nanosecond_times(micro)
+    assert converted["created_on"].dt.unit == "ns" and micro["created_on"].dt.unit == "us"
+    assert converted["created_on"].equals(micro["created_on"].dt.as_unit("ns"))
+    assert validate_frame(micro, "projects").success
+
+    beyond = _set("created_on", {0: pd.Timestamp("2300-01-01").as_unit("us")})(micro)
+    assert nanosecond_times(beyond)["created_on"].dt.unit == "us"  # left as it is
+    (failure,) = validate_frame(beyond, "projects", raise_on_failure=False).failures
+    assert (failure.columns, failure.unexpected_count) == (("created_on",), 1)
+
+
+def test_the_report_shows_each_rule(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    docs = tmp_path / "docs.html"
+    validate_frame(
+        _set("title", {2: ""})(frames["projects"]), "projects", data_docs_path=docs, raise_on_failure=False
+    )
+    text = _assert_self_contained(docs)
+    assert f"<code>expect_column_values_to_match_regex</code><br>{BLANK}</td>" in text
+    assert text.count("<br>") == sum("rule" in e["meta"] for e in suite_config("projects")["expectations"])
+
+
+# --- the label set -----------------------------------------------------------------------------
+
+
+LESSON_LABELS = [
+    "computer-vision",
+    "graph-learning",
+    "mlops",
+    "natural-language-processing",
+    "reinforcement-learning",
+    "time-series",
+]
+
+
+def test_the_label_set_is_the_lessons_and_lives_in_the_tags_suite(frames: dict[str, pd.DataFrame]) -> None:
+    assert labels() == LESSON_LABELS == sorted(frames["tags"]["tag"].unique())
+    in_set = [
+        e for e in suite_config("tags")["expectations"] if e["type"] == "expect_column_values_to_be_in_set"
+    ]
+    assert [e["kwargs"] for e in in_set] == [{"column": "tag", "value_set": LESSON_LABELS}]
+
+
+def test_a_label_is_added_with_one_command(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    root = tmp_path / "great_expectations"
+    shutil.copytree(project_dir("great_expectations"), root, ignore=shutil.ignore_patterns("uncommitted"))
+    suite_file = root / "gx" / "expectations" / "tags.json"
+    before = suite_file.read_text()
+    quantum = _set("tag", {0: "quantum-computing"})(frames["tags"])
+    assert not validate_frame(quantum, "tags", project_root=root, raise_on_failure=False).success
+
+    done = subprocess.run(
+        [sys.executable, "-m", "components.ge_validate.labels", "add", "quantum-computing"],
+        cwd=ROOT,
+        env={**os.environ, "KFP_MLOPS_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"added quantum-computing to {suite_file}"
+    assert labels(root) == sorted([*LESSON_LABELS, "quantum-computing"])
+    assert validate_frame(quantum, "tags", project_root=root).success
+    # Only the list changed, in the layout GX writes: one line added.
+    added = [ln for ln in suite_file.read_text().splitlines() if ln not in before.splitlines()]
+    assert added == ['          "quantum-computing",']
+    assert add_label("quantum-computing", root) is False
+    with pytest.raises(ValueError, match="lowercase letters and digits, words joined by hyphens"):
+        add_label("Quantum Computing", root)
+    assert labels() == LESSON_LABELS  # the committed project was not touched
 
 
 # --- the committed GX project -------------------------------------------------------------

@@ -5,9 +5,13 @@ subprocess with its own stores folder, so the exit code, the JSON line and the w
 checked exactly as a user or a scheduler sees them.
 
 The real dataset is published once (module fixture) and a pristine copy of that warehouse
-seeds the other runs: broken sources must be rejected without touching the published table,
-a second run must leave the same state, and a run killed mid-way must leave the published
-table intact and recover on a re-run. These runs go two at a time (the machine has 2 cores
+seeds the other runs: broken sources (malformed files, and rows that load but break a rule
+of the data) must be rejected, naming the column, the rule and the row count, without
+touching the published table; what a careful user exports (CRLF, BOM, reordered and quoted
+columns, long unicode and SQL-looking text, no final newline) must be published as written;
+a source file that is a link must be refused before any task; a second run must leave the
+same state, and a run killed mid-way must leave the published table intact and recover on
+a re-run. These runs go two at a time (the machine has 2 cores
 and each run is one process at a time), started as soon as the first test needs one.
 """
 
@@ -29,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +112,9 @@ class CliRun:
         )
 
 
-def run_cli(source: Path, stores: Path) -> CliRun:
-    started = time.perf_counter()
-    proc = subprocess.run(
+def cli_process(source: Path, stores: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI run to its end, with its output captured."""
+    return subprocess.run(
         cli_command(source, stores),
         cwd=ROOT,
         env=cli_env(),
@@ -117,6 +122,11 @@ def run_cli(source: Path, stores: Path) -> CliRun:
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
+
+
+def run_cli(source: Path, stores: Path) -> CliRun:
+    started = time.perf_counter()
+    proc = cli_process(source, stores)
     run = CliRun(proc.returncode, proc.stdout, proc.stderr, stores, time.perf_counter() - started)
     lines = proc.stdout.strip().splitlines()
     assert lines, f"no stdout at all; {run}"
@@ -260,6 +270,39 @@ def _empty(data: bytes, rows: list[list[str]]) -> bytes:
     return b""
 
 
+def _empty_title(data: bytes, rows: list[list[str]]) -> bytes:
+    title = rows[4][2].encode()  # a quoted empty field is an empty string, not NULL
+    assert data.count(b"," + title + b",") == 1
+    return data.replace(b"," + title + b",", b',"",')
+
+
+def _blank_descriptions(rows: list[list[str]]) -> None:
+    for i, blank in ((3, "   "), (6, "\t \t"), (9, "\u00a0\u3000")):
+        rows[i][3] = blank
+
+
+def _ids_not_positive(rows: list[list[str]]) -> None:
+    rows[1][0], rows[2][0] = "0", "-7"
+
+
+def _created_in_the_future(rows: list[list[str]]) -> None:
+    soon = datetime.now() + timedelta(days=30)  # "far": more than a day after the validation's clock
+    rows[3][1], rows[4][1] = "2100-01-01 00:00:00", soon.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _control_characters(rows: list[list[str]]) -> None:
+    rows[4][3] = "Clears the screen \x1b[2J then rings \x07"
+    rows[5][2] = rows[5][2] + "\x00"
+
+
+def _tag_outside_the_label_set(rows: list[list[str]]) -> None:
+    rows[2][1] = "quantum-computing"
+
+
+def _tag_without_a_project(rows: list[list[str]]) -> None:
+    rows.append([str(max(int(r[0]) for r in rows[1:]) + 1000), "mlops"])
+
+
 @dataclass(frozen=True)
 class BrokenCase:
     id: str
@@ -330,7 +373,109 @@ BROKEN = (
         "sync projects",
         ("column created_on must be a date", "'2020-02-30 25:61:00'"),
     ),
+    # Rows that load but break a rule of the data: each names the column, the rule, the count.
+    BrokenCase(
+        "empty_title",
+        edit_bytes("projects", _empty_title),
+        "validate projects",
+        (
+            "suite projects failed",
+            "expect_column_values_to_match_regex(title): 1 unexpected (not empty or only whitespace)",
+        ),
+    ),
+    BrokenCase(
+        "blank_descriptions",
+        edit_rows("projects", _blank_descriptions),
+        "validate projects",
+        (
+            "suite projects failed",
+            "expect_column_values_to_match_regex(description): 3 unexpected (not empty or only whitespace)",
+        ),
+    ),
+    BrokenCase(
+        "ids_not_positive",
+        edit_rows("projects", _ids_not_positive),
+        "validate projects",
+        (
+            "suite projects failed",
+            "expect_column_values_to_be_between(id): 2 unexpected (a positive integer (1 or more))",
+        ),
+    ),
+    BrokenCase(
+        "created_on_far_in_the_future",
+        edit_rows("projects", _created_in_the_future),
+        "validate projects",
+        (
+            "suite projects failed",
+            "expect_column_values_to_be_between(created_on): 2 unexpected "
+            "(not more than 1 day after the time of validation)",
+        ),
+    ),
+    BrokenCase(
+        "control_characters",
+        edit_rows("projects", _control_characters),
+        "validate projects",
+        (
+            "suite projects failed 2 of",
+            "expect_column_values_to_not_match_regex(title): 1 unexpected (no control characters",
+            "expect_column_values_to_not_match_regex(description): 1 unexpected (no control characters",
+        ),
+    ),
+    BrokenCase(
+        "tag_outside_the_label_set",
+        edit_rows("tags", _tag_outside_the_label_set),
+        "validate tags",
+        (
+            "suite tags failed",
+            "expect_column_values_to_be_in_set(tag): 1 unexpected (one of the dataset's labels",
+        ),
+    ),
+    BrokenCase(
+        "tag_without_a_project",
+        edit_rows("tags", _tag_without_a_project),
+        "transform labeled_projects",
+        (
+            "dbt build failed: test relationships_stg_tags_id__id__ref_stg_projects_ failed: 1 failure "
+            "(relationships on stg_tags.id)",
+        ),
+    ),
 )
+
+
+# --- what a careful user expects to load ---------------------------------------------------
+
+
+SQL_TITLE = "Robert'); DROP TABLE mlops_course.labeled_projects; --"
+LONG_TEXT = "Ελληνικά, русский, العربية, 中文, emoji 🚀 — " * 5000  # ~250 KB in one quoted field
+
+
+def careful_source(src: Path, out: Path) -> Path:
+    """The lesson's data as a careful user may export it: CRLF line ends, a UTF-8 BOM, columns
+    in another order, every field quoted (with commas, quotes and newlines inside), long
+    unicode text, text that looks like SQL, and no newline at the end of either file."""
+    out.mkdir(parents=True)
+    projects = read_rows(src / "projects.csv")
+    projects[3][2] = 'A "quoted", comma title\nover two lines'
+    projects[4][2] = SQL_TITLE
+    projects[5][3] = LONG_TEXT
+    order = {"projects.csv": [3, 2, 0, 1], "tags.csv": [1, 0]}  # description, title, id, created_on
+    for name, rows in (("projects.csv", projects), ("tags.csv", read_rows(src / "tags.csv"))):
+        with (out / name).open("w", newline="", encoding="utf-8-sig") as fh:
+            csv.writer(fh, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerows(
+                [[r[i] for i in order[name]] for r in rows]
+            )
+        (out / name).write_bytes((out / name).read_bytes().removesuffix(b"\r\n"))
+    return out
+
+
+def written_join(source: Path) -> set[tuple[int, str, str, str]]:
+    """(id, title, description, tag) of a source, read with Python's csv module."""
+    csv.field_size_limit(max(csv.field_size_limit(), 4 * len(LONG_TEXT)))
+    with (source / "projects.csv").open(newline="", encoding="utf-8-sig") as fh:
+        projects = {int(r["id"]): (r["title"], r["description"]) for r in csv.DictReader(fh)}
+    with (source / "tags.csv").open(newline="", encoding="utf-8-sig") as fh:
+        tags = {int(r["id"]): r["tag"] for r in csv.DictReader(fh)}
+    return {(i, *projects[i], tags[i]) for i in projects}
 
 
 # --- killed mid-way -----------------------------------------------------------------------
@@ -475,6 +620,11 @@ def runs(
 
         return job
 
+    def careful() -> tuple[CliRun, Path]:
+        folder = tmp_path_factory.mktemp("careful")
+        source = careful_source(madewithml_dir, folder / "source")
+        return run_cli(source, seed_stores(folder, baseline.pristine)), source
+
     jobs: dict[str, Callable[[], Any]] = {
         "killed": lambda: kill_then_rerun(
             madewithml_dir, seed_stores(tmp_path_factory.mktemp("killed"), baseline.pristine)
@@ -483,9 +633,11 @@ def runs(
             madewithml_dir, seed_stores(tmp_path_factory.mktemp("rerun"), baseline.pristine)
         ),
         **{case.id: broken(case) for case in BROKEN},
+        "careful": careful,
     }
     keys = {
         "test_killed_run_leaves_the_table_and_recovers": "killed",
+        "test_what_a_careful_user_exports_is_published_as_written": "careful",
         "test_second_run_is_idempotent": "idempotent",
         **{f"test_broken_source_is_rejected[{case.id}]": case.id for case in BROKEN},
     }
@@ -557,18 +709,19 @@ def test_broken_source_is_rejected(case: BrokenCase, runs: Runs, baseline: Basel
     assert error.startswith(f"task {case.task} failed: "), error
     for text in case.expected:
         assert text in error, f"{text!r} not in error {error!r}"
-    assert str(source) in error or case.task.startswith("validate"), error
+    assert str(source) in error or not case.task.startswith("sync"), error
     assert run.tasks[case.task]["status"] == "FAILED"
     assert "publish labeled_projects" not in run.tasks
-    assert "transform labeled_projects" not in run.tasks
+    if case.task != "transform labeled_projects":
+        assert "transform labeled_projects" not in run.tasks
 
     # A failed validation links its Data Docs, which name the broken expectation.
     if case.task.startswith("validate"):
         docs = re.search(r"Data Docs: (\S+)", error)
         assert docs, error
         html = Path(docs.group(1)).read_text(encoding="utf-8")
-        expectation = case.expected[1].split("(")[0]
-        assert expectation in html
+        for named in case.expected[1:]:
+            assert named.split("(")[0] in html
 
     # Nothing was lost: the published table is exactly what it was.
     assert fingerprint(run.warehouse) == baseline.published
@@ -595,3 +748,37 @@ def test_killed_run_leaves_the_table_and_recovers(runs: Runs, baseline: Baseline
     assert killed.rerun is not None
     assert_published(killed.rerun)
     assert fingerprint(killed.rerun.warehouse) == baseline.published
+
+
+def test_what_a_careful_user_exports_is_published_as_written(runs: Runs) -> None:
+    run, source = runs.result("careful")
+    assert_published(run)
+    con = duckdb.connect(str(run.warehouse), read_only=True)
+    try:
+        published = set(con.execute(f"select id, title, description, tag from {PUBLISHED}").fetchall())
+    finally:
+        con.close()
+    assert published == written_join(source)
+    assert any(r[1] == SQL_TITLE for r in published) and any(r[2] == LONG_TEXT for r in published)
+
+
+def test_a_source_file_linked_to_a_key_is_refused_before_any_task_without_showing_it(
+    baseline: Baseline, madewithml_dir: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "secrets" / "service-account.json"
+    key.parent.mkdir()
+    key.write_text('{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----MIIEvQ-SECRET"}\n')
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copyfile(madewithml_dir / "projects.csv", source / "projects.csv")
+    (source / "tags.csv").symlink_to(key)
+    stores = seed_stores(tmp_path, baseline.pristine)
+
+    proc = cli_process(source, stores)
+
+    assert proc.returncode != 0
+    assert f"{source / 'tags.csv'}: is a symbolic link, not a regular file" in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "MIIEvQ-SECRET" not in output and "service_account" not in output
+    assert "▶" not in proc.stderr  # no task started
+    assert fingerprint(stores / "warehouse.duckdb") == baseline.published

@@ -1,0 +1,145 @@
+"""Processes end with what started them (pipelines/lifetime.py): the guard and process
+trees, on real processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipelines import lifetime
+
+ROOT = Path(__file__).resolve().parents[2]
+GUARD = [sys.executable, "-m", "pipelines.lifetime"]
+
+
+def wait_for(
+    check: Callable[[], bool], timeout: float = 30.0, what: str = "it", left: Callable[[], str] = str
+) -> float:
+    """Seconds until `check()` held; fails after `timeout`, saying what `left()` says."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what} {left()}".rstrip())
+        time.sleep(0.01)
+    return time.monotonic() - t0
+
+
+def describe(pids: list[int]) -> str:
+    """``pid state command`` of each process, for a failure message."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+        except OSError:
+            continue
+        out.append(f"{pid} {state} {command}")
+    return "; ".join(out)
+
+
+def pids_in(path: Path) -> list[int]:
+    wait_for(lambda: path.exists() and path.read_text().endswith("\n"), what=f"{path.name}")
+    return [int(p) for p in path.read_text().split()]
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+def test_the_guard_passes_the_exit_code_on_and_ends_what_the_command_left_running(tmp_path: Path) -> None:
+    pids, status = tmp_path / "pids", tmp_path / "status.json"
+    script = f"sleep 300 & echo $! > {pids}; exit 7"
+    proc = subprocess.run([*GUARD, "--status", str(status), "--", "sh", "-c", script], cwd=ROOT, timeout=30)
+    assert proc.returncode == 7
+    (sleeper,) = pids_in(pids)
+    assert not lifetime.alive(sleeper)  # the background sleep ended with the command
+    body = json.loads(status.read_text())
+    assert (body["exit_code"], body["signal"], body["stopped"]) == (7, None, None)
+
+
+def test_the_guard_ends_the_whole_tree_when_its_parent_is_killed(tmp_path: Path) -> None:
+    pids, status = tmp_path / "pids", tmp_path / "status.json"
+    command = ["sh", "-c", f"sleep 300 & echo $$ $! > {pids}; wait"]
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, subprocess, sys, time;"
+            f"subprocess.Popen({[*GUARD, '--parent']!r} + [str(os.getpid())] + "
+            f"{['--status', str(status), '--', *command]!r}); time.sleep(300)",
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    shell, sleeper = pids_in(pids)
+    assert lifetime.alive(shell) and lifetime.alive(sleeper)
+    parent.kill()
+    parent.wait()
+    seconds = wait_for(lambda: not lifetime.session_members(parent.pid), timeout=5, what="the tree to end")
+    assert seconds < 2
+    assert not lifetime.alive(shell) and not lifetime.alive(sleeper)
+    wait_for(status.exists, timeout=5, what="the status file")
+    body = json.loads(status.read_text())
+    assert body["stopped"] == "its parent ended" and body["signal"] == signal.SIGKILL
+
+
+def test_a_guard_whose_parent_is_already_gone_starts_nothing_that_lasts(tmp_path: Path) -> None:
+    marker = tmp_path / "ran-to-the-end"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [*GUARD, "--parent", "1", "--", "sh", "-c", f"sleep 30; touch {marker}"], cwd=ROOT, timeout=30
+    )
+    assert proc.returncode == 128 + signal.SIGKILL and time.monotonic() - t0 < 5
+    assert not marker.exists()
+
+
+def test_a_stop_gives_the_command_its_grace_then_kills_it(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    stubborn = (
+        "import signal, sys, time\n"
+        f"log = open({str(log)!r}, 'a', buffering=1)\n"
+        "signal.signal(signal.SIGTERM, lambda *a: log.write('got SIGTERM\\n'))\n"
+        "log.write('ready\\n')\n"
+        "while True: time.sleep(0.05)\n"
+    )
+    guard = subprocess.Popen([*GUARD, "--grace", "1.5", "--", sys.executable, "-c", stubborn], cwd=ROOT)
+    wait_for(lambda: log.exists() and "ready" in log.read_text(), what="the command")
+    t0 = time.monotonic()
+    guard.send_signal(signal.SIGTERM)
+    wait_for(lambda: "got SIGTERM" in log.read_text(), timeout=5, what="SIGTERM to reach the command")
+    time.sleep(0.5)
+    assert guard.poll() is None  # still within its grace
+    assert guard.wait(timeout=10) == 128 + signal.SIGKILL
+    assert 1.4 < time.monotonic() - t0 < 5
+
+
+def test_the_guard_refuses_a_missing_command_and_a_negative_grace() -> None:
+    with pytest.raises(SystemExit) as missing:
+        lifetime.main(["--parent", "1"])
+    assert missing.value.code == 2
+    with pytest.raises(SystemExit) as negative:
+        lifetime.main(["--grace", "-1", "--", "true"])
+    assert negative.value.code == 2
+
+
+def test_end_tree_ends_every_descendant_and_leaves_others_alone(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    root = subprocess.Popen(["sh", "-c", f"sh -c 'sleep 300 & echo $$ $! > {pids}; wait' & wait"])
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        inner, sleeper = pids_in(pids)
+        assert set(lifetime.descendants(root.pid)) >= {inner, sleeper}
+        ended = lifetime.end_tree(root.pid)
+        assert {root.pid, inner, sleeper} <= set(ended)
+        root.wait(timeout=5)
+        assert not any(lifetime.alive(p) for p in (inner, sleeper))
+        assert lifetime.alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()

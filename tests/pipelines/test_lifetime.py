@@ -1,16 +1,20 @@
-"""Processes end with what started them (pipelines/lifetime.py): the guard and process
-trees, on real processes."""
+"""Processes end with what started them (pipelines/lifetime.py): the guard, process trees,
+and a local run whose own process is SIGKILLed or interrupted — real processes throughout,
+a real DuckDB file held by the task."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines import lifetime
@@ -143,3 +147,122 @@ def test_end_tree_ends_every_descendant_and_leaves_others_alone(tmp_path: Path) 
     finally:
         bystander.kill()
         bystander.wait()
+
+
+# --------------------------------------------------------------------------- a local run
+
+# A run of one task that holds the warehouse for writing (as a sync or dbt does) and has
+# started a process of its own; the driver prints its pid, then the run's summary.
+DRIVER = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+
+    from kfp import dsl
+
+    from pipelines import interrupt, local
+
+
+    @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
+    def hold(warehouse: str, marker: str) -> None:
+        import os, subprocess, time
+
+        import duckdb
+
+        con = duckdb.connect(warehouse)
+        con.execute("create or replace table t as select 1 as x")
+        helper = subprocess.Popen(["sleep", "300"])
+        with open(marker, "w") as f:
+            f.write(f"{os.getpid()} {helper.pid}\\n")
+        time.sleep(300)
+
+
+    @dsl.pipeline(name="hold-warehouse")
+    def holding(warehouse: str, marker: str) -> None:
+        hold(warehouse=warehouse, marker=marker).set_display_name("hold the warehouse")
+
+
+    if __name__ == "__main__":
+        warehouse, marker, runs = sys.argv[1:4]
+        out = sys.stdout  # the run routes print() into its log meanwhile
+        tracker = interrupt.Tracker(lambda event, rec: print(event, rec.name, rec.status, file=out, flush=True))
+        try:
+            with interrupt.interruptible(tracker):
+                result = local.run(holding, {"warehouse": warehouse, "marker": marker}, Path(runs),
+                                   progress=tracker.progress("hold-warehouse"))
+        except interrupt.RunInterrupted as exc:
+            print(tracker.message(exc.signum), file=sys.stderr, flush=True)
+            sys.exit(exc.exit_code)
+        print(json.dumps({"status": result.status}), flush=True)
+    """
+)
+
+
+def start_driver(tmp_path: Path, warm: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    driver, warehouse, marker = tmp_path / "driver.py", tmp_path / "warehouse.duckdb", tmp_path / "task"
+    driver.write_text(DRIVER)
+    proc = subprocess.Popen(
+        [sys.executable, str(driver), str(warehouse), str(marker), str(tmp_path / "runs")],
+        cwd=ROOT,
+        env={**os.environ, "KFP_MLOPS_WARM": warm},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the run's session: every process it starts, at any depth
+    )
+    return proc, warehouse, marker
+
+
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+def test_killing_the_run_process_alone_ends_its_task_and_frees_the_warehouse_at_once(
+    tmp_path: Path, warm: str
+) -> None:
+    proc, warehouse, marker = start_driver(tmp_path, warm)
+    try:
+        task, helper = pids_in(marker)
+        with pytest.raises(duckdb.IOException, match="lock"):  # the task holds the file
+            duckdb.connect(str(warehouse)).close()
+        assert len(lifetime.session_members(proc.pid)) >= 3  # the run, the task, its helper
+        os.kill(proc.pid, signal.SIGKILL)  # the run's process only, not its group
+        proc.wait(timeout=10)
+        seconds = wait_for(
+            lambda: not lifetime.session_members(proc.pid),
+            timeout=10,
+            what="the run's processes to end",
+            left=lambda: describe(lifetime.session_members(proc.pid)),
+        )
+        assert seconds < 3, f"processes of the killed run lived {seconds:.1f}s"
+        assert not lifetime.alive(task) and not lifetime.alive(helper)
+        duckdb.connect(str(warehouse)).close()  # a writer opens the file at once
+    finally:
+        lifetime.end_tree(proc.pid)
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+def test_sigint_stops_the_task_and_says_which_one_without_a_traceback(tmp_path: Path, warm: str) -> None:
+    proc, warehouse, marker = start_driver(tmp_path, warm)
+    try:
+        task, helper = pids_in(marker)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, err = proc.communicate(timeout=30)
+    finally:
+        lifetime.end_tree(proc.pid)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 10
+    assert (
+        err.strip()
+        == "interrupted (Ctrl-C) while running hold-warehouse: hold the warehouse; those tasks were stopped."
+    )
+    assert "Traceback" not in out + err
+    assert "end hold the warehouse STOPPED" in out  # its end was reported, as stopped
+    assert not lifetime.alive(task) and not lifetime.alive(helper)  # ended before the run exited
+    duckdb.connect(str(warehouse)).close()
+    # multiprocessing's helpers (the fork server, its resource tracker) leave once they see the run gone
+    wait_for(
+        lambda: not lifetime.session_members(proc.pid),
+        timeout=3,
+        what="the run's helpers to leave",
+        left=lambda: describe(lifetime.session_members(proc.pid)),
+    )

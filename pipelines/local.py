@@ -329,7 +329,10 @@ def run(
     before = {p.name for p in runs_root.iterdir()}
     starts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if runner == "docker":
+        from pipelines import containers
+
         kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
+        starts = containers.ended_with_run()  # labelled, stopped on an interrupt, reaped
     else:
         from pipelines import warm
 

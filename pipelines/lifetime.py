@@ -23,14 +23,16 @@ when the command ends (whatever the command left running)::
 
     python -m pipelines.lifetime [--parent PID] [--grace S] [--status FILE] -- COMMAND [ARG ...]
 
-``--parent``: end the tree when that process (the guard's parent) ends. ``--grace``: on a
-stop, the command gets SIGTERM and that many seconds before the tree gets SIGKILL (0, the
-default: SIGKILL at once). ``--status``: a JSON file written atomically when the guard is
-done: the command's ``exit_code`` (or ``signal``) and ``stopped`` (why the guard stopped it,
-or null), so that a process which is not the guard's parent can learn the outcome. SIGINT
-is ignored by the guard (its parent decides what a Ctrl-C stops); the command gets the
-signal dispositions a fresh process has. The guard exits with the command's exit code,
-or 128 + the signal that ended it.
+``--parent``: end the tree when that process (the guard's parent) ends; a guard whose
+parent has already ended starts nothing. ``--grace``: on a stop, the command gets SIGTERM
+and that many seconds before the tree gets SIGKILL (0, the default: SIGKILL at once).
+``--status``: a JSON file, written atomically, that lets a process which is not the
+guard's parent follow the run: the guard's ``pid`` (its session, when started in a new
+one) and ``started`` (:func:`start_time`) from the start, and once it is done
+``ended_at``, the command's ``exit_code`` (and ``signal``, when a signal ended it) and
+``stopped`` (why the guard stopped it, or null). SIGINT is ignored by the guard (its parent
+decides what a Ctrl-C stops); the command gets the signal dispositions a fresh process
+has. The guard exits with the command's exit code, or 128 + the signal that ended it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PR_SET_CHILD_SUBREAPER = 36
@@ -272,8 +275,8 @@ def guard_command(
     return [*argv, "--", *command]
 
 
-def read_status(path: str | Path) -> dict[str, object] | None:
-    """The guard's status file, or None while the guard has not finished."""
+def read_status(path: str | Path) -> dict[str, Any] | None:
+    """The guard's status file (see the module docstring), or None when there is none."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -298,11 +301,22 @@ def guard(command: Sequence[str], parent: int | None, grace_s: float, status: Pa
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The signals the guard acts on are taken synchronously (sigtimedwait), never by handlers.
     signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
-    stopped: str | None = None
-    kernel_watches = False
-    if parent is not None:
-        kernel_watches = die_with_parent(parent, signal.SIGTERM)
+    kernel_watches = die_with_parent(parent, signal.SIGTERM) if parent is not None else False
     become_subreaper()
+    report: dict[str, object] = {"pid": os.getpid(), "started": start_time(os.getpid())}
+    report.update(exit_code=None, signal=None, stopped=None)
+
+    def orphaned() -> bool:
+        # A parent with several threads hands its children to another of its threads while
+        # it ends (the kernel's signal comes when the forking thread ends): it counts as
+        # ended once its main thread has.
+        return parent is not None and (os.getppid() != parent or not alive(parent))
+
+    if orphaned():  # the parent ended before the command could start: it does not
+        report.update(stopped="its parent ended", ended_at=time.time())
+        _report(status, report)
+        return 128 + signal.SIGTERM
+    _report(status, report)
     child = os.fork()
     if child == 0:  # the command: the signal state of a fresh process
         try:
@@ -314,29 +328,20 @@ def guard(command: Sequence[str], parent: int | None, grace_s: float, status: Pa
         os._exit(127)
 
     code: int | None = None
-    ended_by: int | None = None
     term_deadline: float | None = None
     while True:
-        while True:  # collect whatever ended: the command, or orphans adopted from it
-            try:
-                pid, raw = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                pid, raw = -1, 0
-            if pid <= 0:
-                break
+        for pid, raw in _ended_children():  # the command, or orphans adopted from it
             if pid == child:
-                if os.WIFSIGNALED(raw):
-                    ended_by = os.WTERMSIG(raw)
-                    code = 128 + ended_by
-                else:
-                    code = os.waitstatus_to_exitcode(raw)
+                code = os.waitstatus_to_exitcode(raw)
+                if code < 0:  # ended by a signal
+                    report["signal"], code = -code, 128 - code
         if code is not None:
             if not end_descendants():  # what the command left behind: nothing left
                 break
             continue
-        if stopped is None and parent is not None and not kernel_watches and os.getppid() != parent:
-            stopped = "its parent ended"
-        if stopped is not None and term_deadline is None:
+        if report["stopped"] is None and not kernel_watches and orphaned():
+            report["stopped"] = "its parent ended"
+        if report["stopped"] is not None and term_deadline is None:
             if grace_s > 0:
                 _signal(child, signal.SIGTERM)
                 _signal(child, signal.SIGCONT)
@@ -345,14 +350,30 @@ def guard(command: Sequence[str], parent: int | None, grace_s: float, status: Pa
             end_descendants()
         wait = 0.5 if term_deadline is None else max(0.01, min(0.5, term_deadline - time.monotonic()))
         info = signal.sigtimedwait(_WATCHED, wait)
-        if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGHUP) and stopped is None:
-            stopped = "its parent ended" if parent is not None and os.getppid() != parent else "stopped"
+        if info is not None and info.si_signo != signal.SIGCHLD and report["stopped"] is None:
+            report["stopped"] = "its parent ended" if orphaned() else "stopped"
+    report.update(exit_code=code, ended_at=time.time())
+    _report(status, report)
+    return code
+
+
+def _ended_children() -> list[tuple[int, int]]:
+    """(pid, wait status) of every child that has ended, reaped."""
+    out: list[tuple[int, int]] = []
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return out
+        if pid == 0:
+            return out
+        out.append((pid, raw))
+
+
+def _report(status: Path | None, body: dict[str, object]) -> None:
     if status is not None:
-        body: dict[str, object] = {"exit_code": code, "signal": ended_by, "stopped": stopped}
-        body["ended_at"] = time.time()
         with contextlib.suppress(OSError):
             _write_status(status, body)
-    return int(code)
 
 
 def main(argv: list[str] | None = None) -> int:

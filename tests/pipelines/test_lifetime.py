@@ -93,14 +93,31 @@ def test_the_guard_ends_the_whole_tree_when_its_parent_is_killed(tmp_path: Path)
     assert body["stopped"] == "its parent ended" and body["signal"] == signal.SIGKILL
 
 
-def test_a_guard_whose_parent_is_already_gone_starts_nothing_that_lasts(tmp_path: Path) -> None:
-    marker = tmp_path / "ran-to-the-end"
-    t0 = time.monotonic()
+def test_a_guard_whose_parent_is_already_gone_starts_nothing(tmp_path: Path) -> None:
+    marker, status = tmp_path / "ran", tmp_path / "status.json"
     proc = subprocess.run(
-        [*GUARD, "--parent", "1", "--", "sh", "-c", f"sleep 30; touch {marker}"], cwd=ROOT, timeout=30
+        [*GUARD, "--parent", "1", "--status", str(status), "--", "touch", str(marker)], cwd=ROOT, timeout=30
     )
-    assert proc.returncode == 128 + signal.SIGKILL and time.monotonic() - t0 < 5
+    assert proc.returncode == 128 + signal.SIGTERM
     assert not marker.exists()
+    body = json.loads(status.read_text())
+    assert (body["exit_code"], body["stopped"]) == (None, "its parent ended") and body["ended_at"]
+
+
+def test_the_status_file_names_the_running_guard_until_it_is_done(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    guard = subprocess.Popen([*GUARD, "--status", str(status), "--", "sleep", "300"], cwd=ROOT)
+    try:
+        wait_for(status.exists, what="the status file")
+        running = json.loads(status.read_text())
+        assert running["pid"] == guard.pid and running["started"] == lifetime.start_time(guard.pid)
+        assert "ended_at" not in running and running["exit_code"] is None
+        guard.send_signal(signal.SIGTERM)
+        assert guard.wait(timeout=10) == 128 + signal.SIGKILL
+    finally:
+        guard.kill()
+    done = lifetime.read_status(status)
+    assert done is not None and done["stopped"] == "stopped" and done["signal"] == signal.SIGKILL
 
 
 def test_a_stop_gives_the_command_its_grace_then_kills_it(tmp_path: Path) -> None:

@@ -171,6 +171,7 @@ def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path
     """The task, in a child of the fork server: what kfp's script does, then exit."""
     lifetime.die_with_parent(server, signal.SIGKILL)  # the server ends: so does the task
     lifetime.become_subreaper()
+    _drop_alive_pipe()
     # A fresh interpreter's signal handling (the server ignores SIGINT and handles SIGTERM).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -195,6 +196,19 @@ def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path
     executor.flush_streams()
     lifetime.end_descendants()  # what the task started and left running ends with it
     os._exit(code)
+
+
+def _drop_alive_pipe() -> None:
+    """Close this task's copy of the pipe whose end tells the fork server that its client is
+    gone: multiprocessing hands one to every child (for it to be a client in turn), and while
+    a task held it, the server would not see the run's end until the task's."""
+    from multiprocessing import forkserver
+
+    fd = forkserver._forkserver._forkserver_alive_fd  # type: ignore[attr-defined]
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
 
 
 def _execute(source: str, args: list[str]) -> None:

@@ -9,7 +9,8 @@ ends, however it ends — and then leaves through a normal interpreter exit. Her
   and whatever they started), then it ends at once: the interpreter's teardown of the
   preloaded libraries takes 5-6 s, during which a task would keep its turn at the
   warehouse (its exit hook is registered first, so it runs last of the hooks, which take
-  milliseconds, but before that teardown);
+  milliseconds, but before that teardown). Each task closes its copy of that pipe
+  (multiprocessing hands one to every child), so the run's end is seen while tasks run;
 - started from the run's main thread, it also asks the kernel for SIGTERM when the run
   ends (``KFP_MLOPS_WARM_PARENT``, :func:`pipelines.lifetime.die_with_parent`), which
   reaches it even while it is still importing, and leaves the same way;

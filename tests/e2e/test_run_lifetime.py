@@ -13,6 +13,7 @@ behind nor runs one twice — through the real commands (``python -m pipelines r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -42,6 +43,13 @@ PUBLISH_DONE = re.compile(r"Task \S*'publish'\S* finished with status \S*SUCCESS
 
 def env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in REDIRECTS}, **extra}
+
+
+def end_session(session: int) -> None:
+    """Kill whatever is left of a session: a failing test leaves no process behind."""
+    for pid in lifetime.session_members(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -144,7 +152,7 @@ def test_sigkill_of_the_cli_alone_ends_every_task_process_and_frees_the_warehous
         assert seconds < 5 and not lifetime.alive(task)
         duckdb.connect(str(stores / "warehouse.duckdb")).close()  # a writer opens it at once
     finally:
-        lifetime.end_tree(proc.pid)
+        end_session(proc.pid)
         proc.communicate(timeout=30)
 
 
@@ -169,7 +177,7 @@ def test_ctrl_c_stops_the_run_with_one_message_and_leaves_the_published_table(
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         out, err = proc.communicate(timeout=60)
     finally:
-        lifetime.end_tree(proc.pid)
+        end_session(proc.pid)
     assert proc.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-2:] == [
         "interrupted (Ctrl-C) while running dataops: transform labeled_projects; those tasks were stopped.",
@@ -235,7 +243,11 @@ def test_a_watcher_killed_mid_run_leaves_nothing_running_and_its_restart_runs_th
         proc.wait(timeout=10)
         seconds = gone_within(entry["pid"], timeout=30)  # the guard's session: the CLI, fork server, tasks
     finally:
-        lifetime.end_tree(proc.pid)
+        proc.kill()
+        if (stores / "watch-state.json").exists():
+            for run in json.loads((stores / "watch-state.json").read_text())["runs"]:
+                if run.get("pid"):
+                    end_session(run["pid"])
     assert seconds < 10
     duckdb.connect(str(stores / "warehouse.duckdb")).close()  # nothing holds the warehouse
     first = first_out.read_text()

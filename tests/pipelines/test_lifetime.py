@@ -4,6 +4,7 @@ a real DuckDB file held by the task."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,13 @@ from pipelines import lifetime
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = [sys.executable, "-m", "pipelines.lifetime"]
+
+
+def end_session(session: int) -> None:
+    """Kill whatever is left of a session: a failing test leaves no process behind."""
+    for pid in lifetime.session_members(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(
@@ -203,10 +211,17 @@ DRIVER = textwrap.dedent(
         warehouse, marker, runs = sys.argv[1:4]
         out = sys.stdout  # the run routes print() into its log meanwhile
         tracker = interrupt.Tracker(lambda event, rec: print(event, rec.name, rec.status, file=out, flush=True))
+        arguments = {"warehouse": warehouse, "marker": marker}
+        if os.environ.get("RUN_IN_THREAD"):  # the fork server is then started by another thread
+            import threading
+
+            runner = threading.Thread(target=local.run, args=(holding, arguments, Path(runs)))
+            runner.start()
+            runner.join()
+            sys.exit(0)
         try:
             with interrupt.interruptible(tracker):
-                result = local.run(holding, {"warehouse": warehouse, "marker": marker}, Path(runs),
-                                   progress=tracker.progress("hold-warehouse"))
+                result = local.run(holding, arguments, Path(runs), progress=tracker.progress("hold-warehouse"))
         except interrupt.RunInterrupted as exc:
             print(tracker.message(exc.signum), file=sys.stderr, flush=True)
             sys.exit(exc.exit_code)
@@ -215,13 +230,13 @@ DRIVER = textwrap.dedent(
 )
 
 
-def start_driver(tmp_path: Path, warm: str) -> tuple[subprocess.Popen[str], Path, Path]:
+def start_driver(tmp_path: Path, warm: str, **extra: str) -> tuple[subprocess.Popen[str], Path, Path]:
     driver, warehouse, marker = tmp_path / "driver.py", tmp_path / "warehouse.duckdb", tmp_path / "task"
     driver.write_text(DRIVER)
     proc = subprocess.Popen(
         [sys.executable, str(driver), str(warehouse), str(marker), str(tmp_path / "runs")],
         cwd=ROOT,
-        env={**os.environ, "KFP_MLOPS_WARM": warm},
+        env={**os.environ, "KFP_MLOPS_WARM": warm, **extra},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -230,11 +245,17 @@ def start_driver(tmp_path: Path, warm: str) -> tuple[subprocess.Popen[str], Path
     return proc, warehouse, marker
 
 
-@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+@pytest.mark.parametrize(
+    ("warm", "thread"),
+    [("1", ""), ("1", "1"), ("0", "")],
+    ids=["warm", "warm-server-from-a-thread", "cold"],
+)
 def test_killing_the_run_process_alone_ends_its_task_and_frees_the_warehouse_at_once(
-    tmp_path: Path, warm: str
+    tmp_path: Path, warm: str, thread: str
 ) -> None:
-    proc, warehouse, marker = start_driver(tmp_path, warm)
+    # From a thread, the fork server gets no parent-death signal: the end of its client's
+    # pipe is what tells it, and no task keeps that pipe open.
+    proc, warehouse, marker = start_driver(tmp_path, warm, RUN_IN_THREAD=thread)
     try:
         task, helper = pids_in(marker)
         with pytest.raises(duckdb.IOException, match="lock"):  # the task holds the file
@@ -252,7 +273,7 @@ def test_killing_the_run_process_alone_ends_its_task_and_frees_the_warehouse_at_
         assert not lifetime.alive(task) and not lifetime.alive(helper)
         duckdb.connect(str(warehouse)).close()  # a writer opens the file at once
     finally:
-        lifetime.end_tree(proc.pid)
+        end_session(proc.pid)
         proc.communicate(timeout=10)
 
 
@@ -265,7 +286,7 @@ def test_sigint_stops_the_task_and_says_which_one_without_a_traceback(tmp_path: 
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, err = proc.communicate(timeout=30)
     finally:
-        lifetime.end_tree(proc.pid)
+        end_session(proc.pid)
     assert proc.returncode == 130, err
     assert time.monotonic() - t0 < 10
     assert (

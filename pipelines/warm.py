@@ -18,11 +18,11 @@ A command that is not kfp's lightweight-component script (a pip install in it, a
 shape) is run as a subprocess, as kfp.local would, and the task log says so.
 ``KFP_MLOPS_WARM=0`` turns warm starts off.
 
-Every task process ends with the run (:mod:`pipelines.lifetime`), however the run ends: a
+Every task process ends with the run (:mod:`pipelines.guard`), however the run ends: a
 forked task asks the kernel for SIGKILL when the fork server ends, and the fork server,
 once its client is gone, kills everything below it and leaves without its slow teardown
 (:mod:`pipelines.warm_server`). A task started as a subprocess (warm starts off, or a
-command this cannot fork) runs under the guard (``python -m pipelines.lifetime``), which
+command this cannot fork) runs under the guard (:mod:`pipelines.guard`), which
 ends the task's process tree when the run ends. Each task also ends what it started itself
 when it ends (it adopts its orphans), and a run that is interrupted ends its running tasks
 (:func:`pipelines.lifetime.stop_all`).
@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from components import executor
-from pipelines import lifetime
+from pipelines import guard, lifetime
 
 ENV_SWITCH = "KFP_MLOPS_WARM"
 # Imported once by the fork server (by what the pipelines' steps import); a module that fails
@@ -169,8 +169,8 @@ def wait_ready() -> float:
 
 def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path: str, server: int) -> None:
     """The task, in a child of the fork server: what kfp's script does, then exit."""
-    lifetime.die_with_parent(server, signal.SIGKILL)  # the server ends: so does the task
-    lifetime.become_subreaper()
+    guard.die_with_parent(server, signal.SIGKILL)  # the server ends: so does the task
+    guard.become_subreaper()
     _drop_alive_pipe()
     # A fresh interpreter's signal handling (the server ignores SIGINT and handles SIGTERM).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -194,7 +194,7 @@ def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()  # what a normal interpreter exit runs (multiprocessing skips it)
     executor.flush_streams()
-    lifetime.end_descendants()  # what the task started and left running ends with it
+    guard.end_descendants()  # what the task started and left running ends with it
     os._exit(code)
 
 
@@ -275,11 +275,11 @@ def run_task(full_command: Sequence[str], env_vars: dict[str, str] | None) -> in
         pid = process.pid
         assert pid is not None
         try:
-            with lifetime.tracked(lambda: lifetime.end_tree(pid)):
+            with lifetime.tracked(lambda: guard.end_tree(pid)):
                 _follow(log_path, process.is_alive, lambda line: print(line, end=""))
                 process.join()
         except BaseException:  # interrupted: do not leave the task running
-            lifetime.end_tree(pid)
+            guard.end_tree(pid)
             process.join(5)
             raise
         print("\n")
@@ -301,16 +301,16 @@ def run_subprocess(full_command: Sequence[str], env_vars: dict[str, str] | None)
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     ) as process:
-        guard = process.pid
+        guard_pid = process.pid
         try:
-            with lifetime.tracked(lambda: lifetime.end_tree(guard)):
+            with lifetime.tracked(lambda: guard.end_tree(guard_pid)):
                 assert process.stdout is not None
                 for line in iter(process.stdout.readline, ""):
                     print(line, end="")
                 print("\n")
                 return process.wait()
         except BaseException:  # interrupted: do not leave the task running
-            lifetime.end_tree(guard)
+            guard.end_tree(guard_pid)
             raise
 
 
@@ -347,4 +347,4 @@ def _end_server() -> None:
 
     pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
     if pid:
-        lifetime.end_tree(pid)
+        guard.end_tree(pid)

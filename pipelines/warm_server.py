@@ -12,7 +12,7 @@ ends, however it ends — and then leaves through a normal interpreter exit. Her
   milliseconds, but before that teardown). Each task closes its copy of that pipe
   (multiprocessing hands one to every child), so the run's end is seen while tasks run;
 - started from the run's main thread, it also asks the kernel for SIGTERM when the run
-  ends (``KFP_MLOPS_WARM_PARENT``, :func:`pipelines.lifetime.die_with_parent`), which
+  ends (``KFP_MLOPS_WARM_PARENT``, :func:`pipelines.guard.die_with_parent`), which
   reaches it even while it is still importing, and leaves the same way;
 - it ignores SIGINT: a Ctrl-C in the terminal reaches the whole process group, and the
   run itself stops its tasks (:mod:`pipelines.interrupt`); a traceback from the server's
@@ -29,7 +29,7 @@ import os
 import signal
 from typing import Any
 
-from pipelines import lifetime
+from pipelines import guard
 from pipelines.warm import PARENT_ENV
 
 _SERVER = os.getpid()
@@ -39,7 +39,7 @@ def _leave() -> None:
     """End every process below the server, then the server, skipping the teardown."""
     if os.getpid() != _SERVER:  # a task forked from the server runs these hooks too
         return
-    lifetime.end_descendants()
+    guard.end_descendants()
     os._exit(0)
 
 
@@ -55,4 +55,4 @@ signal.signal(signal.SIGTERM, _on_term)
 atexit.register(_leave)
 _parent = os.environ.pop(PARENT_ENV, "")
 if _parent.isdigit():
-    lifetime.die_with_parent(int(_parent), signal.SIGTERM)
+    guard.die_with_parent(int(_parent), signal.SIGTERM)

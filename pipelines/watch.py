@@ -26,7 +26,7 @@ A local run never outlives the watcher and is never run twice at once:
 
 - the run's process tree ends with the watcher, however the watcher ends (SIGKILL too): the
   run's guard gets SIGTERM from the kernel, the run stops its tasks and releases its stores,
-  and after ``--grace`` seconds whatever is left is killed (:mod:`pipelines.lifetime`);
+  and after ``--grace`` seconds whatever is left is killed (:mod:`pipelines.guard`);
 - a restarted watcher first settles every run left ``running``: from its guard's report
   when it ended, else it waits for the run's processes to be gone (re-attaching to it,
   stopping it on shutdown) — and only then decides whether to start one;

@@ -6,7 +6,7 @@
   pipelines run``) run it here and wait for it: ``succeeded``, ``failed`` or ``interrupted``.
 
 A run started here is a process tree that ends with the watcher: its command runs under the
-guard (:mod:`pipelines.lifetime`), in a session of its own (a terminal's Ctrl-C reaches the
+guard (:mod:`pipelines.guard`), in a session of its own (a terminal's Ctrl-C reaches the
 watcher, not the run), and the guard asks the kernel for SIGTERM when the watcher ends —
 SIGKILL included. The guard then gives the command ``grace_s`` seconds (``python -m
 pipelines run`` stops its tasks and releases its stores on SIGTERM) before it kills the

@@ -28,7 +28,7 @@ import duckdb
 import pytest
 
 from components import warehouse_lock
-from pipelines import lifetime
+from pipelines import guard, lifetime
 from tagifai.datasets import write_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -149,7 +149,7 @@ def test_sigkill_of_the_cli_alone_ends_every_task_process_and_frees_the_warehous
         os.kill(proc.pid, signal.SIGKILL)  # the CLI alone: its group gets nothing
         proc.wait(timeout=10)
         seconds = gone_within(proc.pid, timeout=10)
-        assert seconds < 5 and not lifetime.alive(task)
+        assert seconds < 5 and not guard.alive(task)
         duckdb.connect(str(stores / "warehouse.duckdb")).close()  # a writer opens it at once
     finally:
         end_session(proc.pid)

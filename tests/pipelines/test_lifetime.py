@@ -1,4 +1,4 @@
-"""Processes end with what started them (pipelines/lifetime.py): the guard, process trees,
+"""Processes end with what started them (pipelines/guard.py, pipelines/lifetime.py): the guard, process trees,
 and a local run whose own process is SIGKILLed or interrupted — real processes throughout,
 a real DuckDB file held by the task."""
 
@@ -19,9 +19,11 @@ import duckdb
 import pytest
 
 from pipelines import lifetime
+from pipelines.guard import alive, descendants, end_tree, start_time
+from pipelines.guard import main as guard_main
 
 ROOT = Path(__file__).resolve().parents[2]
-GUARD = [sys.executable, "-m", "pipelines.lifetime"]
+GUARD = [sys.executable, "-m", "pipelines.guard"]
 
 
 def end_session(session: int) -> None:
@@ -70,7 +72,7 @@ def test_the_guard_passes_the_exit_code_on_and_ends_what_the_command_left_runnin
     proc = subprocess.run([*GUARD, "--status", str(status), "--", "sh", "-c", script], cwd=ROOT, timeout=30)
     assert proc.returncode == 7
     (sleeper,) = pids_in(pids)
-    assert not lifetime.alive(sleeper)  # the background sleep ended with the command
+    assert not alive(sleeper)  # the background sleep ended with the command
     body = json.loads(status.read_text())
     assert (body["exit_code"], body["signal"], body["stopped"]) == (7, None, None)
 
@@ -90,12 +92,12 @@ def test_the_guard_ends_the_whole_tree_when_its_parent_is_killed(tmp_path: Path)
         start_new_session=True,
     )
     shell, sleeper = pids_in(pids)
-    assert lifetime.alive(shell) and lifetime.alive(sleeper)
+    assert alive(shell) and alive(sleeper)
     parent.kill()
     parent.wait()
     seconds = wait_for(lambda: not lifetime.session_members(parent.pid), timeout=5, what="the tree to end")
     assert seconds < 2
-    assert not lifetime.alive(shell) and not lifetime.alive(sleeper)
+    assert not alive(shell) and not alive(sleeper)
     wait_for(status.exists, timeout=5, what="the status file")
     body = json.loads(status.read_text())
     assert body["stopped"] == "its parent ended" and body["signal"] == signal.SIGKILL
@@ -118,7 +120,7 @@ def test_the_status_file_names_the_running_guard_until_it_is_done(tmp_path: Path
     try:
         wait_for(status.exists, what="the status file")
         running = json.loads(status.read_text())
-        assert running["pid"] == guard.pid and running["started"] == lifetime.start_time(guard.pid)
+        assert running["pid"] == guard.pid and running["started"] == start_time(guard.pid)
         assert "ended_at" not in running and running["exit_code"] is None
         guard.send_signal(signal.SIGTERM)
         assert guard.wait(timeout=10) == 128 + signal.SIGKILL
@@ -148,13 +150,24 @@ def test_a_stop_gives_the_command_its_grace_then_kills_it(tmp_path: Path) -> Non
     assert 1.4 < time.monotonic() - t0 < 5
 
 
-def test_the_guard_refuses_a_missing_command_and_a_negative_grace() -> None:
-    with pytest.raises(SystemExit) as missing:
-        lifetime.main(["--parent", "1"])
-    assert missing.value.code == 2
-    with pytest.raises(SystemExit) as negative:
-        lifetime.main(["--grace", "-1", "--", "true"])
-    assert negative.value.code == 2
+def test_the_guard_refuses_a_missing_command_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert guard_main(["--parent", "1"]) == 2
+    assert "guard: no command given (put it after --)" in capsys.readouterr().err
+    assert guard_main(["--grace", "-1", "--", "true"]) == 2
+    assert "guard: --grace must not be negative, got -1" in capsys.readouterr().err
+    assert guard_main(["--parent", "x", "--", "true"]) == 2
+    assert "invalid literal for int()" in capsys.readouterr().err
+    assert guard_main(["--pid", "1", "--", "true"]) == 2
+    assert "guard: bad or incomplete option '--pid'" in capsys.readouterr().err
+
+
+def test_the_guard_starts_with_the_standard_library_alone() -> None:
+    """It starts once per task with warm starts off: nothing but the standard library, no site."""
+    code = "import sys; import pipelines.guard; print(sorted(m for m in sys.modules if m.startswith(('pipelines', 'json', 'argparse', 'pathlib', 'typing', 'contextlib'))))"
+    out = subprocess.run(
+        [sys.executable, "-S", "-E", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "['pipelines', 'pipelines.guard']"
 
 
 def test_end_tree_ends_every_descendant_and_leaves_others_alone(tmp_path: Path) -> None:
@@ -163,12 +176,12 @@ def test_end_tree_ends_every_descendant_and_leaves_others_alone(tmp_path: Path) 
     bystander = subprocess.Popen(["sleep", "300"])
     try:
         inner, sleeper = pids_in(pids)
-        assert set(lifetime.descendants(root.pid)) >= {inner, sleeper}
-        ended = lifetime.end_tree(root.pid)
+        assert set(descendants(root.pid)) >= {inner, sleeper}
+        ended = end_tree(root.pid)
         assert {root.pid, inner, sleeper} <= set(ended)
         root.wait(timeout=5)
-        assert not any(lifetime.alive(p) for p in (inner, sleeper))
-        assert lifetime.alive(bystander.pid)
+        assert not any(alive(p) for p in (inner, sleeper))
+        assert alive(bystander.pid)
     finally:
         bystander.kill()
         bystander.wait()
@@ -270,7 +283,7 @@ def test_killing_the_run_process_alone_ends_its_task_and_frees_the_warehouse_at_
             left=lambda: describe(lifetime.session_members(proc.pid)),
         )
         assert seconds < 3, f"processes of the killed run lived {seconds:.1f}s"
-        assert not lifetime.alive(task) and not lifetime.alive(helper)
+        assert not alive(task) and not alive(helper)
         duckdb.connect(str(warehouse)).close()  # a writer opens the file at once
     finally:
         end_session(proc.pid)
@@ -295,7 +308,7 @@ def test_sigint_stops_the_task_and_says_which_one_without_a_traceback(tmp_path: 
     )
     assert "Traceback" not in out + err
     assert "end hold the warehouse STOPPED" in out  # its end was reported, as stopped
-    assert not lifetime.alive(task) and not lifetime.alive(helper)  # ended before the run exited
+    assert not alive(task) and not alive(helper)  # ended before the run exited
     duckdb.connect(str(warehouse)).close()
     # multiprocessing's helpers (the fork server, its resource tracker) leave once they see the run gone
     wait_for(

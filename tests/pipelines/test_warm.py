@@ -12,7 +12,7 @@ from kfp import dsl
 
 from components.extract.component import extract
 from components.step import step_component
-from pipelines import lifetime, local, warm
+from pipelines import guard, local, warm
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
@@ -189,7 +189,7 @@ def test_what_a_task_started_and_left_running_ends_with_the_task(
     assert result.status == local.SUCCEEDED, result.error
     pid = result.outputs["start-a-helper"]["parameters"]["Output"]
     assert isinstance(pid, int) and pid > 0
-    assert not lifetime.alive(pid)  # a container's processes end with its main process too
+    assert not guard.alive(pid)  # a container's processes end with its main process too
 
 
 def test_a_killed_fork_server_takes_its_running_task_along(tmp_path: Path) -> None:
@@ -207,11 +207,11 @@ def test_a_killed_fork_server_takes_its_running_task_along(tmp_path: Path) -> No
         time.sleep(0.01)
     task = int(marker.read_text())
     server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
-    assert task in lifetime.children(server)
+    assert task in guard.children(server)
     os.kill(server, signal.SIGKILL)  # no exit hook runs: the kernel's parent-death signal acts
     t0 = time.monotonic()
-    while lifetime.alive(task) and time.monotonic() - t0 < 5:
+    while guard.alive(task) and time.monotonic() - t0 < 5:
         time.sleep(0.01)
-    assert not lifetime.alive(task) and time.monotonic() - t0 < 2
+    assert not guard.alive(task) and time.monotonic() - t0 < 2
     runner.join(30)
     assert results and results[0].status == local.FAILED

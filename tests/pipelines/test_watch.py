@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from components.warehouse import duckdb_connect
-from pipelines import lifetime
+from pipelines import guard
 from pipelines.watch import MAX_INTERVAL_S, Watcher, add_watch_command, check_interval, cmd_watch, main
 from pipelines.watch_probes import DataVersion, SourceProbe, WarehouseProbe
 from pipelines.watch_starters import (
@@ -463,7 +463,7 @@ def test_a_killed_watcher_takes_its_run_along_and_the_next_one_runs_that_version
     assert read_state(state)["runs"][-1]["status"] == "running"  # recorded before it started
     watcher.kill()  # SIGKILL: no handler runs in the watcher
     watcher.wait(timeout=10)
-    _wait_for(lambda: not lifetime.alive(run_pid), timeout=5)  # the run died with it
+    _wait_for(lambda: not guard.alive(run_pid), timeout=5)  # the run died with it
     assert lines(log, "done") == []
 
     restarted = _spawn_watch(source, state, command, "--once")

@@ -241,6 +241,10 @@ def test_cli_flags(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().err == "error: choose one of --exec, --host\n"
     assert main(["--source", str(tmp_path / "nope"), "--once"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    assert (
+        main(["--source", str(source), "--once", "--grace", "-1", "--state", str(tmp_path / "s.json")]) == 2
+    )
+    assert capsys.readouterr().err == "error: --grace must not be negative, got -1\n"
 
 
 # --------------------------------------------------------------------------- probes

@@ -143,6 +143,32 @@ def _observe_tasks(
         task_executor.execute_single_task = original
 
 
+@contextlib.contextmanager
+def _root_logging(stream: io.TextIOBase) -> Iterator[None]:
+    """Keep a handler on the run's stream on the root logger while the run goes on.
+
+    kfp.local gives the root logger its own handler for each task and puts the previous
+    ones back after it, which is not safe for tasks that overlap: one task's restore can
+    leave the root logger bare while another logs, and logging then sets up a stderr handler
+    of its own, which prints kfp's lines (``ERROR:root:Task ... FAILURE``) on the terminal.
+    """
+    import logging
+
+    from kfp.local.logging_utils import MillisecondFormatter
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        MillisecondFormatter(fmt="%(asctime)s - %(levelname)s - %(message)s", datefmt="%H:%M:%S.%f")
+    )
+    root.handlers = [handler]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+
+
 def display_names(pipeline_spec: Any) -> dict[str, str]:
     """kfp task name (``ge-validate-2``) -> its display name (``validate tags``), all DAGs."""
     dags = [pipeline_spec.root.dag] + [c.dag for c in pipeline_spec.components.values() if c.HasField("dag")]
@@ -351,7 +377,10 @@ def run(
     run_home = new_run_folder(runs_root, name)
     starts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if runner == "docker":
+        from pipelines import containers
+
         kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
+        starts = containers.ended_with_run()  # labelled, stopped on an interrupt, reaped
     else:
         from pipelines import warm
 
@@ -380,7 +409,14 @@ def run(
         stream = _TaskStream(log, sys.stdout if verbose else None)
         observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
         order = scheduler.argo_order(enabled=not sequential)
-        with observer, starts, order, _named_outputs_in_conditions(), warnings.catch_warnings():
+        with (
+            observer,
+            starts,
+            order,
+            _named_outputs_in_conditions(),
+            _root_logging(stream),
+            warnings.catch_warnings(),
+        ):
             # kfp.local warns that display names and custom images have no local effect: expected here.
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")

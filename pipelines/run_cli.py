@@ -198,7 +198,7 @@ def prepare(
 
 
 def run_local(
-    names: list[str], args: argparse.Namespace, raw: dict[str, str], out: Any
+    names: list[str], args: argparse.Namespace, raw: dict[str, str], out: Any, tracker: Any = None
 ) -> tuple[list[Any], Any]:
     """Run `names` in order on this machine (stop at the first failure): (results, settings).
 
@@ -249,7 +249,7 @@ def run_local(
                     runner=args.runner,
                     docker_mounts=_mounts(settings, arguments) if args.runner == "docker" else None,
                     verbose=args.verbose,
-                    progress=_progress(out),
+                    progress=tracker.progress(name) if tracker else _progress(out),
                     sequential=sequential,
                 )
             except RuntimeError as exc:  # e.g. no Docker engine for --docker
@@ -264,16 +264,22 @@ def run_local(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines import local
+    from pipelines import interrupt, local
     from pipelines.summary import human_summary, json_summary
 
     names = ["dataops", "mlops"] if args.pipeline == "all" else [args.pipeline]
     # Progress goes to stderr when stdout carries the JSON summary.
     out = sys.stderr if args.json else sys.stdout
+    tracker = interrupt.Tracker(_progress(out))
     try:
-        results, settings = run_local(names, args, parse_params(args.param), out)
+        # Ctrl-C / SIGTERM: every task ends, the stores are released, one message, 130 / 143.
+        with interrupt.interruptible(tracker):
+            results, settings = run_local(names, args, parse_params(args.param), out, tracker)
     except RunProblem as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except interrupt.RunInterrupted as exc:
+        print(tracker.message(exc.signum), file=sys.stderr, flush=True)
         return exc.exit_code
     summary = json_summary(results, settings)
     if args.json:

@@ -17,6 +17,15 @@ server never runs a task itself.
 A command that is not kfp's lightweight-component script (a pip install in it, another
 shape) is run as a subprocess, as kfp.local would, and the task log says so.
 ``KFP_MLOPS_WARM=0`` turns warm starts off.
+
+Every task process ends with the run (:mod:`pipelines.guard`), however the run ends: a
+forked task asks the kernel for SIGKILL when the fork server ends, and the fork server,
+once its client is gone, kills everything below it and leaves without its slow teardown
+(:mod:`pipelines.warm_server`). A task started as a subprocess (warm starts off, or a
+command this cannot fork) runs under the guard (:mod:`pipelines.guard`), which
+ends the task's process tree when the run ends. Each task also ends what it started itself
+when it ends (it adopts its orphans), and a run that is interrupted ends its running tasks
+(:func:`pipelines.lifetime.stop_all`).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from components import executor
+from pipelines import guard, lifetime
 
 ENV_SWITCH = "KFP_MLOPS_WARM"
 # Imported once by the fork server (by what the pipelines' steps import); a module that fails
@@ -98,23 +110,50 @@ def parse_command(full_command: Sequence[str]) -> tuple[str, list[str]] | None:
     return full_command[3], list(full_command[4:])
 
 
+# The fork server's own module comes first: it is in place before the heavy imports.
+SERVER_MODULE = "pipelines.warm_server"
+# The pid the fork server ends with (set only while the main thread starts it).
+PARENT_ENV = "KFP_MLOPS_WARM_PARENT"
+
+
 def _fork_server(preload: Sequence[str] = ()) -> Any:
     global _context
     with _context_lock:
         if _context is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(list(preload or preload_for(list(PRELOAD))))
+            ctx.set_forkserver_preload([SERVER_MODULE, *(preload or preload_for(list(PRELOAD)))])
             _context = ctx
         return _context
 
 
 def start(pipelines: Sequence[str]) -> None:
     """Start the fork server now, preloading what `pipelines` need (it imports them before it
-    serves the first task). The first call decides: one fork server per process."""
+    serves the first task). The first call decides: one fork server per process.
+
+    Started from the main thread, the server also ends when this process ends even while it
+    is still importing (the kernel's parent-death signal follows the thread that forked it,
+    and only the main thread lasts as long as the process).
+    """
     from multiprocessing import forkserver
 
     _fork_server(preload_for(pipelines))
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    os.environ[PARENT_ENV] = str(os.getpid())  # read (and dropped) by the server at its start
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(PARENT_ENV, None)
+
+
+def server_pid() -> int:
+    """The fork server's pid (started if it is not running)."""
+    from multiprocessing import forkserver
+
+    _fork_server()
     forkserver.ensure_running()
+    return int(forkserver._forkserver._forkserver_pid)  # type: ignore[attr-defined]
 
 
 def _noop() -> None:
@@ -130,8 +169,14 @@ def wait_ready() -> float:
     return time.perf_counter() - t0
 
 
-def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path: str) -> None:
+def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path: str, server: int) -> None:
     """The task, in a child of the fork server: what kfp's script does, then exit."""
+    guard.die_with_parent(server, signal.SIGKILL)  # the server ends: so does the task
+    guard.become_subreaper()
+    _drop_alive_pipe()
+    # A fresh interpreter's signal handling (the server ignores SIGINT and handles SIGTERM).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _name_process(args)
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
     os.dup2(fd, 1)
@@ -151,7 +196,21 @@ def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()  # what a normal interpreter exit runs (multiprocessing skips it)
     executor.flush_streams()
+    guard.end_descendants()  # what the task started and left running ends with it
     os._exit(code)
+
+
+def _drop_alive_pipe() -> None:
+    """Close this task's copy of the pipe whose end tells the fork server that its client is
+    gone: multiprocessing hands one to every child (for it to be a client in turn), and while
+    a task held it, the server would not see the run's end until the task's."""
+    from multiprocessing import forkserver
+
+    fd = forkserver._forkserver._forkserver_alive_fd  # type: ignore[attr-defined]
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
 
 
 def _execute(source: str, args: list[str]) -> None:
@@ -203,17 +262,26 @@ def run_task(full_command: Sequence[str], env_vars: dict[str, str] | None) -> in
     if parsed is None:
         return None
     source, args = parsed
+    if lifetime.stopping():
+        print("(not started: the run was interrupted)\n")
+        return 1
     env = {**os.environ, **(env_vars or {})}
     fd, log_path = tempfile.mkstemp(prefix="task-", suffix=".log")
     os.close(fd)
     try:
-        process = _fork_server().Process(target=_child, args=(source, args, env, os.getcwd(), log_path))
+        server = server_pid()
+        process = _fork_server().Process(
+            target=_child, args=(source, args, env, os.getcwd(), log_path, server)
+        )
         process.start()
+        pid = process.pid
+        assert pid is not None
         try:
-            _follow(log_path, process.is_alive, lambda line: print(line, end=""))
-            process.join()
+            with lifetime.tracked(lambda: guard.end_tree(pid)):
+                _follow(log_path, process.is_alive, lambda line: print(line, end=""))
+                process.join()
         except BaseException:  # interrupted: do not leave the task running
-            process.terminate()
+            guard.end_tree(pid)
             process.join(5)
             raise
         print("\n")
@@ -224,25 +292,61 @@ def run_task(full_command: Sequence[str], env_vars: dict[str, str] | None) -> in
             os.unlink(log_path)
 
 
+def run_subprocess(full_command: Sequence[str], env_vars: dict[str, str] | None) -> int:
+    """Run a task command as a subprocess, as kfp.local does (its output printed line by
+    line), under the guard: the task's whole process tree ends when this process ends."""
+    if lifetime.stopping():
+        print("(not started: the run was interrupted)\n")
+        return 1
+    env = {**os.environ, **(env_vars or {})}
+    argv = lifetime.guard_command(list(full_command), parent=os.getpid())
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+    ) as process:
+        guard_pid = process.pid
+        try:
+            with lifetime.tracked(lambda: guard.end_tree(guard_pid)):
+                assert process.stdout is not None
+                for line in iter(process.stdout.readline, ""):
+                    print(line, end="")
+                print("\n")
+                return process.wait()
+        except BaseException:  # interrupted: do not leave the task running
+            guard.end_tree(guard_pid)
+            raise
+
+
 @contextlib.contextmanager
 def warm_starts() -> Iterator[None]:
-    """Route kfp.local's subprocess tasks through `run_task` while the context is open."""
-    if not enabled():
-        yield
-        return
+    """Route kfp.local's subprocess tasks through this module while the context is open:
+    forked by `run_task` when warm starts are on, else (and for a command that cannot be
+    forked) started by `run_subprocess`. Either way each task ends with this process."""
     from kfp.local import subprocess_task_handler as handler
 
     original = handler.run_local_subprocess
+    warm = enabled()
 
     def run(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
-        code = run_task(full_command, env_vars)
+        code = run_task(full_command, env_vars) if warm else None
         if code is None:
-            print("(warm start: not a lightweight-component command; running it as a subprocess)\n")
-            return int(original(full_command=full_command, env_vars=env_vars))
+            if warm:
+                print("(warm start: not a lightweight-component command; running it as a subprocess)\n")
+            return run_subprocess(full_command, env_vars)
         return code
 
     handler.run_local_subprocess = run
     try:
-        yield
+        # An interrupted run ends the fork server with its tasks: a task thread may still
+        # wait for the server to finish its imports and fork it.
+        with lifetime.tracked(_end_server) if warm else contextlib.nullcontext():
+            yield
     finally:
         handler.run_local_subprocess = original
+
+
+def _end_server() -> None:
+    from multiprocessing import forkserver
+
+    pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    if pid:
+        guard.end_tree(pid)

@@ -1,62 +1,80 @@
-"""New-data trigger: start a pipeline run once per new data version.
+"""New-data trigger: bring what a pipeline published in line with the data it watches.
 
     python -m pipelines watch (--source DIR | --warehouse URI)
         [--local | --host URL | --exec CMD] [--pipeline NAME] [--interval 60] [--once]
-        [--state PATH] [--stores DIR] [--settle 5]
+        [--state PATH] [--stores DIR] [--settle 5] [--grace 30]
 
-Every ``--interval`` seconds the watcher computes the *data version* of what it watches —
-a source folder (``projects.csv`` + ``tags.csv``) or the published warehouse table — as
-row count, latest ``created_on`` and a content hash. A version it has not started a run
-for starts one; the start is recorded in a JSON state file (default
-``<stores>/watch-state.json``, written atomically), so a version starts one run even across
-restarts. Starting is pluggable (`Starter`): ``--local`` runs ``python -m pipelines run``
-as a subprocess (the default), ``--host`` submits the compiled pipeline to Kubeflow
-Pipelines, ``--exec`` runs any command (with the version in ``KFP_MLOPS_DATA_*``).
+Every ``--interval`` seconds the watcher computes the *data version* of what it watches
+(:mod:`pipelines.watch_probes`: a source folder, or the published warehouse table) and
+compares it with the version **the last run it started successfully** was for — the one that
+run published. When they differ, it starts a run (:mod:`pipelines.watch_starters`):
+``--local`` runs ``python -m pipelines run`` here (the default), ``--host`` submits the
+compiled pipeline to Kubeflow Pipelines, ``--exec`` runs any command. A source that goes
+A -> B -> A is published A, then B, then A again.
 
-What is recorded: a run that was submitted (KFP), or a local run that ended, succeeded or
-failed — a failed run is not retried by itself (delete its entry from the state file to
-retry). What is not: a start that raised (host unreachable) and a local run interrupted by
-shutdown; both are started again on the next poll.
+The state file (default ``<stores>/watch-state.json``) is written atomically (temp file,
+fsync, rename) at each step, so a kill leaves the old or the new file: every run with its
+data version and status — ``running`` (recorded before a local run starts, with the file
+in which its guard reports on it), then ``succeeded``, ``failed`` or ``interrupted``; or
+``started`` (submitted to KFP) — and ``published``, the version of the last success.
 
-SIGTERM / SIGINT: the current poll finishes (a local run in progress is asked to stop and,
-being interrupted, is not recorded), the state is saved and the watcher exits 0. One
-watcher per state file (a lock file next to it). ``--once`` polls once and exits (cron,
-tests): 0 unless the poll failed.
+A run of a version that failed is not started again by itself (the same data would fail
+the same way) until another version has been published; delete its entry to retry. An
+interrupted run, and a start that raised (host unreachable), are tried again at the next poll.
+
+A local run never outlives the watcher and is never run twice at once:
+
+- the run's process tree ends with the watcher, however the watcher ends (SIGKILL too): the
+  run's guard gets SIGTERM from the kernel, the run stops its tasks and releases its stores,
+  and after ``--grace`` seconds whatever is left is killed (:mod:`pipelines.guard`);
+- a restarted watcher first settles every run left ``running``: from its guard's report
+  when it ended, else it waits for the run's processes to be gone (re-attaching to it,
+  stopping it on shutdown) — and only then decides whether to start one;
+- every local run takes the stores with ``--if-busy wait``: whatever else still holds the
+  stores folder (a manual run, a run a killed watcher left stopping) is waited for, so two
+  runs never write one stores folder at the same time, whatever the state file says.
+
+SIGTERM / SIGINT: the current poll finishes (a local run in progress is stopped and recorded
+as interrupted), the state is saved and the watcher exits 0. One watcher per state file (a
+lock file next to it). ``--once`` polls once and exits (cron, tests): 0 unless the poll failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import os
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from pipelines.lifetime import read_status
+from pipelines.watch_probes import DEFAULT_SETTLE_S, DataVersion, Probe, SourceProbe, WarehouseProbe
+from pipelines.watch_starters import (
+    DEFAULT_GRACE_S,
+    FAILED,
+    INTERRUPTED,
+    CommandStarter,
+    KfpStarter,
+    LocalStarter,
+    Started,
+    Starter,
+    WatchError,
+    follow,
+    outcome,
+)
+from pipelines.watch_state import FAILED_BEFORE, PUBLISHED, STATE_FILE, State, now, state_lock
 
 MIN_INTERVAL_S = 5.0
 MAX_INTERVAL_S = 24 * 3600.0
 DEFAULT_INTERVAL_S = 60.0
-DEFAULT_SETTLE_S = 5.0
-STATE_FORMAT = 1
-STATE_FILE = "watch-state.json"
-KEEP_RUNS = 500  # entries kept in the state file (newest)
-SOURCE_FILES = ("projects.csv", "tags.csv")
-
-
-class WatchError(Exception):
-    """A problem to report in one line (bad flags, unreadable state, a second watcher)."""
-
-    exit_code = 2
+RUNS_FOLDER = "watch-runs"  # the guards' reports on local runs, beside the state file
 
 
 def check_interval(seconds: float) -> float:
@@ -68,339 +86,6 @@ def check_interval(seconds: float) -> float:
     return seconds
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# --------------------------------------------------------------------------- data versions
-
-
-@dataclass(frozen=True)
-class DataVersion:
-    """What the watched data looks like now; `key` (a content hash) identifies it."""
-
-    key: str
-    rows: int
-    max_created_on: str
-
-    def describe(self) -> str:
-        return f"{self.key} ({self.rows} rows, latest created_on {self.max_created_on or '-'})"
-
-
-class Probe(Protocol):
-    """Computes the current data version; None when the data cannot be read right now."""
-
-    description: str
-    problem: str  # why the last `current()` returned None
-
-    def current(self) -> DataVersion | None: ...
-
-
-class SourceProbe:
-    """A folder with ``projects.csv`` and ``tags.csv`` (what the dataops pipeline loads).
-
-    Files modified less than `settle_s` seconds ago are being written: the poll waits.
-    Unchanged files (size and mtime) are not read again.
-    """
-
-    def __init__(
-        self, folder: str | Path, settle_s: float = DEFAULT_SETTLE_S, clock: Callable[[], float] = time.time
-    ):
-        self.folder = Path(folder).expanduser().resolve()
-        self.settle_s = settle_s
-        self.clock = clock
-        self.description = f"source {self.folder}"
-        self.problem = ""
-        self._cache: tuple[Any, DataVersion] | None = None
-
-    def current(self) -> DataVersion | None:
-        paths = [self.folder / name for name in SOURCE_FILES]
-        missing = [p.name for p in paths if not p.is_file()]
-        if missing:
-            self.problem = f"{self.folder} has no {', '.join(missing)}"
-            return None
-        stats = [p.stat() for p in paths]
-        age = self.clock() - max(s.st_mtime for s in stats)
-        if age < self.settle_s:
-            self.problem = f"source files changed {age:.1f}s ago (settle time {self.settle_s:g}s)"
-            return None
-        fingerprint = tuple((s.st_size, s.st_mtime_ns) for s in stats)
-        if self._cache is not None and self._cache[0] == fingerprint:
-            return self._cache[1]
-        digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-        import pandas as pd
-
-        try:
-            created = pd.read_csv(paths[0], usecols=["created_on"])["created_on"]
-        except (ValueError, pd.errors.ParserError) as exc:
-            self.problem = f"cannot read {paths[0]}: {exc}"
-            return None
-        version = DataVersion(
-            digest.hexdigest()[:16], len(created), str(created.dropna().astype(str).max() or "")
-        )
-        self._cache = (fingerprint, version)
-        return version
-
-
-# How long a warehouse probe waits for its read turn before it reports the warehouse busy.
-PROBE_WAIT_S = 10.0
-
-
-class WarehouseProbe:
-    """The published table: ``count(*)``, ``max(created_on)`` and a sum of row hashes.
-
-    DuckDB computes all three in SQL. A run that holds the warehouse's write turn makes
-    the probe wait up to ``PROBE_WAIT_S``, then report "busy" (naming the holder) and try
-    again at the next poll. BigQuery: the table is read and hashed like extract's data_version.
-    """
-
-    def __init__(self, uri: str, schema: str = "mlops_course", table: str = "labeled_projects"):
-        from components.warehouse import ident, parse_uri
-
-        self.uri = uri
-        self.wh = parse_uri(uri)
-        self.schema, self.table = ident(schema), ident(table)
-        self.description = f"warehouse {self.wh} table {schema}.{table}"
-        self.problem = ""
-
-    def current(self) -> DataVersion | None:
-        if self.wh.kind != "duckdb":
-            from components.warehouse import frame_version, read_table
-
-            df = read_table(self.uri, self.schema, self.table)
-            latest = str(df["created_on"].max()) if len(df) else ""
-            return DataVersion(frame_version(df), len(df), latest)
-        from components.warehouse import WarehouseError, duckdb_connect, duckdb_table_exists
-
-        if not Path(self.wh.path).exists():
-            self.problem = f"{self.wh.path} does not exist yet"
-            return None
-        try:
-            # A short wait: a run that holds the write turn is reported, and polled again later.
-            with duckdb_connect(
-                self.wh.path, read_only=True, purpose="probe for new data", wait_s=PROBE_WAIT_S
-            ) as con:
-                if not duckdb_table_exists(con, self.schema, self.table):
-                    self.problem = f"table {self.schema}.{self.table} does not exist yet"
-                    return None
-                row = con.execute(
-                    f"select count(*), max(created_on)::varchar, coalesce(sum(hash(t)), 0)::varchar "
-                    f'from "{self.schema}"."{self.table}" t'
-                ).fetchone()
-        except WarehouseError as exc:  # e.g. a pipeline holds the write turn
-            self.problem = f"warehouse busy or unreadable: {str(exc).splitlines()[0]}"
-            return None
-        assert row is not None
-        rows, latest, hashes = int(row[0]), str(row[1] or ""), str(row[2])
-        key = hashlib.sha256(f"{rows}:{latest}:{hashes}".encode()).hexdigest()[:16]
-        return DataVersion(key, rows, latest)
-
-
-# --------------------------------------------------------------------------- starters
-
-
-@dataclass(frozen=True)
-class Started:
-    """What a starter did: ``started`` (submitted, runs elsewhere), ``succeeded`` or ``failed``
-    (ran here), or ``interrupted`` (stopped by shutdown: not recorded, started again later)."""
-
-    status: str
-    run: str = ""  # run id, or the command
-    detail: str = ""  # run URL, exit code
-
-
-STARTED, SUCCEEDED, FAILED, INTERRUPTED = "started", "succeeded", "failed", "interrupted"
-
-
-class Starter(Protocol):
-    """Starts one pipeline run for a data version. `should_stop` turns true on shutdown: a
-    starter that runs the pipeline itself should then stop it and return ``interrupted``."""
-
-    description: str
-
-    def start(self, version: DataVersion, should_stop: Callable[[], bool]) -> Started: ...
-
-
-def version_env(version: DataVersion) -> dict[str, str]:
-    return {
-        "KFP_MLOPS_DATA_VERSION": version.key,
-        "KFP_MLOPS_DATA_ROWS": str(version.rows),
-        "KFP_MLOPS_DATA_MAX_CREATED_ON": version.max_created_on,
-    }
-
-
-class CommandStarter:
-    """Runs a command and waits for it; the data version is in ``KFP_MLOPS_DATA_*``.
-
-    The command runs in its own session (a terminal's Ctrl-C reaches the watcher only); on
-    shutdown it gets SIGTERM, then SIGKILL after `grace_s`.
-    """
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        grace_s: float = 30.0,
-        poll_s: float = 0.2,
-        cwd: str | Path | None = None,
-    ):
-        if not argv:
-            raise WatchError("empty command")
-        self.argv = list(argv)
-        self.env = dict(env or {})
-        self.grace_s = grace_s
-        self.poll_s = poll_s
-        self.cwd = cwd
-        self.description = shlex.join(self.argv)
-
-    def start(self, version: DataVersion, should_stop: Callable[[], bool]) -> Started:
-        env = {**os.environ, **self.env, **version_env(version)}
-        proc = subprocess.Popen(self.argv, env=env, cwd=self.cwd, start_new_session=True)
-        while True:
-            try:
-                code = proc.wait(timeout=self.poll_s)
-                break
-            except subprocess.TimeoutExpired:
-                if should_stop():
-                    self._stop(proc)
-                    return Started(INTERRUPTED, self.description, f"stopped (pid {proc.pid})")
-        return Started(SUCCEEDED if code == 0 else FAILED, self.description, f"exit code {code}")
-
-    def _stop(self, proc: subprocess.Popen[Any]) -> None:
-        for sig, wait in ((signal.SIGTERM, self.grace_s), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-class LocalStarter(CommandStarter):
-    """``python -m pipelines run PIPELINE --local --stores DIR [--source DIR]`` on this machine."""
-
-    def __init__(
-        self,
-        pipeline: str,
-        stores: str | Path,
-        source: str | Path | None = None,
-        warehouse: str | None = None,
-        params: Sequence[str] = (),
-        python: str = sys.executable,
-    ):
-        argv = [python, "-m", "pipelines", "run", pipeline, "--local", "--stores", str(stores)]
-        if source is not None and pipeline in ("dataops", "all"):
-            argv += ["--source", str(source)]
-        for item in params:
-            argv += ["--param", item]
-        # The local settings read the warehouse from WAREHOUSE_URI (default: under stores).
-        super().__init__(argv, env={"WAREHOUSE_URI": warehouse} if warehouse else None)
-
-
-class KfpStarter:
-    """Submits the compiled pipeline to Kubeflow Pipelines (``create_run_from_pipeline_package``)."""
-
-    def __init__(
-        self,
-        conn: Any,
-        pipeline: str,
-        package: str | Path,
-        params: Mapping[str, Any] | None = None,
-        experiment: str | None = None,
-        submit: Callable[..., Any] | None = None,
-    ):
-        from pipelines import client as kfp_client
-
-        self.conn = conn
-        self.pipeline = pipeline
-        self.package = Path(package)
-        self.params = dict(params or {})
-        self.experiment = experiment or kfp_client.DEFAULT_EXPERIMENT
-        self._submit = submit or kfp_client.submit
-        self.description = f"{pipeline} on {conn.host}"
-
-    def start(self, version: DataVersion, should_stop: Callable[[], bool]) -> Started:
-        result = self._submit(
-            self.pipeline,
-            self.package,
-            self.conn,
-            params=self.params,
-            experiment=self.experiment,
-            run_name=f"{self.pipeline} data {version.key}",
-            log=lambda line: None,
-        )
-        return Started(STARTED, str(result.run_id), str(result.url))
-
-
-# --------------------------------------------------------------------------- state
-
-
-class State:
-    """The watcher's memory: runs started per data version, and the last poll. Saved atomically
-    (a temp file in the same folder, fsync, rename), so a crash leaves the old or the new file."""
-
-    def __init__(self, path: Path, data: dict[str, Any]):
-        self.path = path
-        self.data = data
-
-    @classmethod
-    def load(cls, path: Path, watching: str) -> State:
-        from pipelines.files import read_state
-
-        try:
-            data = read_state(path, "watch", STATE_FORMAT, "runs", list)
-        except ValueError as exc:
-            raise WatchError(str(exc)) from None
-        if data is None:
-            return cls(path, {"format": STATE_FORMAT, "watching": watching, "runs": [], "last_poll": None})
-        data["watching"] = watching
-        return cls(path, data)
-
-    def seen(self, key: str) -> bool:
-        return any(r.get("data_version") == key for r in self.data["runs"])
-
-    def record(self, version: DataVersion, started: Started) -> None:
-        entry = {
-            "data_version": version.key,
-            "rows": version.rows,
-            "max_created_on": version.max_created_on,
-            "status": started.status,
-            "run": started.run,
-            "detail": started.detail,
-            "at": _now(),
-        }
-        self.data["runs"] = [*self.data["runs"], entry][-KEEP_RUNS:]
-
-    def save(self) -> None:
-        from pipelines.files import write_json_atomic
-
-        write_json_atomic(self.path, self.data)
-
-
-@contextlib.contextmanager
-def state_lock(path: Path) -> Iterator[None]:
-    """Hold ``<state>.lock`` for the watcher's lifetime: two watchers on one state would both start."""
-    import fcntl
-
-    lock = path.with_name(path.name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WatchError(f"another watcher is using {path} (lock {lock})") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # --------------------------------------------------------------------------- watcher
 
 
@@ -408,7 +93,8 @@ UNCHANGED, WAITING, ERROR = "unchanged", "waiting", "error"
 
 
 class Watcher:
-    """Polls a probe and starts a run, through a starter, once per new data version."""
+    """Polls a probe and starts a run, through a starter, when the data differs from what
+    the last successful run published."""
 
     def __init__(
         self,
@@ -441,41 +127,109 @@ class Watcher:
                 return
             time.sleep(min(0.25, left))
 
+    def settle(self, state: State) -> None:
+        """Find out how the runs a previous watcher left ``running`` ended; wait for (and,
+        on shutdown, stop) one that is still going."""
+        for entry in state.running():
+            report = Path(entry["report"]) if entry.get("report") else None
+            last = read_status(report) if report is not None else None
+            if last is not None and "ended_at" not in last:
+                self.log(
+                    f"the run of data version {entry['data_version']} started at {entry['at']} is still "
+                    f"going (pid {last.get('pid')}); waiting for it to end"
+                )
+            last = follow(report, lambda: self.stopping, self._grace()) if report is not None else None
+            if last is not None and "ended_at" not in last and self.stopping:
+                return  # still stopping when the watcher leaves: settled by the next one
+            codes: frozenset[int] = getattr(self.starter, "interrupted_codes", frozenset())
+            status, detail = outcome(last, codes)
+            state.finish(entry, Started(status, entry["run"], detail))
+            self.log(
+                f"the run of data version {entry['data_version']} started at {entry['at']}: {status} ({detail})"
+            )
+            state.save()
+            if report is not None:
+                with contextlib.suppress(OSError):
+                    report.unlink()
+
+    def _grace(self) -> float:
+        return float(getattr(self.starter, "grace_s", DEFAULT_GRACE_S))
+
+    def _start(self, state: State, version: DataVersion) -> Started:
+        """Start a run of `version` (a local one recorded as ``running`` first); how it ended."""
+        should_stop = lambda: self.stopping  # noqa: E731
+        if not isinstance(self.starter, CommandStarter):
+            return self.starter.start(version, should_stop)
+        folder = self.state_path.parent / RUNS_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        report = folder / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{version.key}.json"
+        entry = state.begin(version, self.starter.description, report)
+
+        def started(pid: int) -> None:
+            entry["pid"] = pid
+            state.save()
+
+        try:
+            result = self.starter.start(version, should_stop, status=report, on_start=started)
+        except BaseException:
+            state.forget(entry)
+            raise
+        state.finish(entry, result)
+        with contextlib.suppress(OSError):
+            report.unlink()
+        return result
+
     def poll(self, state: State) -> str:
         """One poll: returns its outcome and saves the state."""
         key, message = None, ""
         try:
+            self.settle(state)
             version = self.probe.current()
         except Exception as exc:
-            version, outcome, message = None, ERROR, f"cannot read {self.probe.description}: {exc}"
+            version, result, message = None, ERROR, f"cannot read {self.probe.description}: {exc}"
             self.log(message)
         else:
+            decision, entry = (None, None) if version is None else state.decide(version.key)
             if version is None:
-                outcome, message = WAITING, self.probe.problem
+                result, message = WAITING, self.probe.problem
                 self.log(f"waiting: {message}")
-            elif state.seen(version.key):
-                key, outcome = version.key, UNCHANGED
-                self.log(f"data version {version.describe()}: already started; nothing to do")
+            elif decision == PUBLISHED:
+                key, result = version.key, UNCHANGED
+                when = (entry or {}).get("at", "?")
+                self.log(
+                    f"data version {version.describe()} is what the last run published (started {when}); nothing to do"
+                )
+            elif decision == FAILED_BEFORE:
+                key, result = version.key, UNCHANGED
+                message = (
+                    f"its run failed ({(entry or {}).get('detail')}, {(entry or {}).get('at')}); not retried "
+                    f"by itself: delete its entry from {self.state_path} to retry"
+                )
+                self.log(f"data version {version.describe()}: {message}")
             elif self.stopping:
-                key, outcome, message = version.key, INTERRUPTED, "shutting down: not starting"
+                key, result, message = version.key, INTERRUPTED, "shutting down: not starting"
             else:
                 key = version.key
-                self.log(f"new data version {version.describe()}: starting {self.starter.description}")
+                self.log(
+                    f"data version {version.describe()} differs from what was published "
+                    f"({state.published or 'nothing yet'}): starting {self.starter.description}"
+                )
                 try:
-                    started = self.starter.start(version, lambda: self.stopping)
+                    started = self._start(state, version)
                 except Exception as exc:  # not recorded: tried again on the next poll
-                    outcome, message = ERROR, f"could not start a run: {exc}"
+                    result, message = ERROR, f"could not start a run: {exc}"
                     self.log(message)
                 else:
-                    outcome, message = started.status, started.detail
+                    result, message = started.status, started.detail
+                    if not isinstance(self.starter, CommandStarter):
+                        state.record(version, started)
                     if started.status == INTERRUPTED:
                         self.log(f"run interrupted ({started.detail}); it starts again on the next poll")
                     else:
-                        state.record(version, started)
                         self.log(f"run {started.status}: {started.run} {started.detail}".rstrip())
-        state.data["last_poll"] = {"at": _now(), "outcome": outcome, "data_version": key, "message": message}
+        state.data["last_poll"] = {"at": now(), "outcome": result, "data_version": key, "message": message}
         state.save()
-        return outcome
+        return result
 
     def run(self, interval: float = DEFAULT_INTERVAL_S, once: bool = False) -> int:
         """Poll until stopped (or once). Exit code: 0, or 1 when `once` and the poll failed."""
@@ -484,9 +238,9 @@ class Watcher:
             state = State.load(self.state_path, self.probe.description)
             self.log(f"watching {self.probe.description} every {interval:g}s; state {self.state_path}")
             while True:
-                outcome = self.poll(state)
+                result = self.poll(state)
                 if once:
-                    return 1 if outcome in (ERROR, FAILED) else 0
+                    return 1 if result in (ERROR, FAILED) else 0
                 self._sleep(interval)
                 if self._stopping:
                     break
@@ -555,13 +309,22 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="source files changed more recently than this are still being written (--source)",
     )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        metavar="SECONDS",
+        help="a local run being stopped (shutdown, or the watcher died) gets this long to stop its tasks "
+        f"before it is killed (--local, --exec; default {DEFAULT_GRACE_S:g})",
+    )
     p.add_argument("--once", action="store_true", help="poll once and exit (cron, tests)")
 
 
 DESCRIPTION = (
-    "Poll a source folder or the warehouse table and start a pipeline run once per new data version "
-    "(row count, latest created_on, content hash), remembered across restarts in a state file. "
-    "SIGTERM/SIGINT finish the current poll, save the state and exit 0."
+    "Poll a source folder or the warehouse table and start a pipeline run whenever its data version "
+    "(row count, latest created_on, content hash) differs from the one the last successful run published, "
+    "remembered across restarts in a state file. A local run ends with the watcher and is never run twice "
+    "at once. SIGTERM/SIGINT finish the current poll, save the state and exit 0."
 )
 
 
@@ -604,6 +367,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     try:
         check_interval(args.interval)
+        if args.grace < 0:
+            raise WatchError(f"--grace must not be negative, got {args.grace:g}")
         modes = [m for m, on in (("--local", args.local), ("--exec", args.exec), ("--host", args.host)) if on]
         if len(modes) > 1:
             raise WatchError(f"choose one of {', '.join(modes)}")
@@ -613,7 +378,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             starter: Starter
             if args.exec:
-                starter = CommandStarter(shlex.split(args.exec))
+                starter = CommandStarter(shlex.split(args.exec), grace_s=args.grace)
             elif args.host:
                 pipeline = args.pipeline or ("dataops" if args.source else "mlops")
                 conn = kfp_client.Connection.resolve(
@@ -636,6 +401,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     source=Path(args.source).resolve() if args.source else None,
                     warehouse=args.warehouse,
                     params=args.param,
+                    grace_s=args.grace,
                 )
             return Watcher(probe, starter, state_path).run(args.interval, once=args.once)
     except (WatchError, kfp_client.ClusterError) as exc:

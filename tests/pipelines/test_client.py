@@ -953,3 +953,27 @@ def test_local_backfill_refuses_an_unreadable_state_instead_of_starting_over(
     assert backfill(args) == 2
     assert "is not a backfill state (format 1)" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+# --------------------------------------------------------------------------- watch --host
+
+
+def test_watch_on_a_kfp_host_submits_once_per_change_and_again_for_a_source_that_went_back(
+    stub: KfpStub, package: Path, tmp_path: Path
+) -> None:
+    """``watch --host`` against the stand-in: A, A, B, A submits A, B, A (named by version)."""
+    from pipelines import watch
+    from tagifai.datasets import write_sample
+
+    source, state = tmp_path / "source", tmp_path / "state.json"
+    argv = ["--source", str(source), "--host", stub.url, "--package", str(package), "--pipeline", "dataops"]
+    argv += ["--state", str(state), "--settle", "0", "--once"]
+    for rows, seed in ((40, 1), (40, 1), (45, 2), (40, 1)):
+        write_sample(source, rows=rows, seed=seed)
+        assert watch.main(argv) == 0
+    names = [r.json["display_name"] for r in stub.calls("POST", f"{API}/runs")]
+    data = json.loads(state.read_text())
+    a, b = data["runs"][0]["data_version"], data["runs"][1]["data_version"]
+    assert names == [f"dataops data {a}", f"dataops data {b}", f"dataops data {a}"]
+    assert [r["status"] for r in data["runs"]] == ["started"] * 3
+    assert data["published"]["data_version"] == a and data["published"]["run"] == list(stub.runs)[-1]

@@ -2,6 +2,9 @@
 are forked from the fork server, and the command recognition they rely on (kfp is pinned)."""
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from kfp import dsl
 
 from components.extract.component import extract
 from components.step import step_component
-from pipelines import local, warm
+from pipelines import guard, local, warm
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
@@ -48,6 +51,24 @@ def _leave_as_a_step(code: int) -> None:
 leave_step = step_component("train")(_leave_as_a_step)  # the command every step runs
 
 
+@dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
+def start_a_helper() -> int:
+    """Start a process and return without waiting for it."""
+    import subprocess
+
+    return subprocess.Popen(["sleep", "300"]).pid
+
+
+@dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
+def wait_long(marker: str) -> None:
+    import os
+    import time
+
+    with open(marker, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(300)
+
+
 @dsl.pipeline(name="warm-probe")
 def probe() -> str:
     first = where(marker="first").set_env_variable("WARM_TEST", "from-the-task")
@@ -63,6 +84,16 @@ def exits(code: int = 3) -> None:
 @dsl.pipeline(name="step-exit")
 def step_exits(code: int = 3) -> None:
     leave_step(code=code)
+
+
+@dsl.pipeline(name="warm-helper")
+def helper() -> int:
+    return start_a_helper().output
+
+
+@dsl.pipeline(name="warm-wait")
+def waits(marker: str) -> None:
+    wait_long(marker=marker)
 
 
 def _answers(result: local.RunResult) -> list:
@@ -147,3 +178,40 @@ def test_a_step_command_keeps_its_exit_status_warm_or_not(
     if warm_on == "0":
         assert "-m components.executor kfp.dsl.executor_main" in log
     assert local.run(step_exits, {"code": 0}, tmp_path / "runs").status == local.SUCCEEDED
+
+
+@pytest.mark.parametrize("warm_on", ["1", "0"])
+def test_what_a_task_started_and_left_running_ends_with_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm_on: str
+) -> None:
+    monkeypatch.setenv(warm.ENV_SWITCH, warm_on)
+    result = local.run(helper, {}, tmp_path / "runs")
+    assert result.status == local.SUCCEEDED, result.error
+    pid = result.outputs["start-a-helper"]["parameters"]["Output"]
+    assert isinstance(pid, int) and pid > 0
+    assert not guard.alive(pid)  # a container's processes end with its main process too
+
+
+def test_a_killed_fork_server_takes_its_running_task_along(tmp_path: Path) -> None:
+    from multiprocessing import forkserver
+
+    marker = tmp_path / "task.pid"
+    results: list[local.RunResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(local.run(waits, {"marker": str(marker)}, tmp_path))
+    )
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().endswith("\n")):
+        assert time.monotonic() < deadline and runner.is_alive(), "the task never started"
+        time.sleep(0.01)
+    task = int(marker.read_text())
+    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert task in guard.children(server)
+    os.kill(server, signal.SIGKILL)  # no exit hook runs: the kernel's parent-death signal acts
+    t0 = time.monotonic()
+    while guard.alive(task) and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert not guard.alive(task) and time.monotonic() - t0 < 2
+    runner.join(30)
+    assert results and results[0].status == local.FAILED

@@ -19,27 +19,20 @@ import pandas as pd
 import pytest
 
 from components.warehouse import duckdb_connect
-from pipelines.watch import (
+from pipelines import guard
+from pipelines.watch import MAX_INTERVAL_S, Watcher, add_watch_command, check_interval, cmd_watch, main
+from pipelines.watch_probes import DataVersion, SourceProbe, WarehouseProbe
+from pipelines.watch_starters import (
     FAILED,
     INTERRUPTED,
-    MAX_INTERVAL_S,
     STARTED,
     CommandStarter,
-    DataVersion,
     KfpStarter,
     LocalStarter,
-    SourceProbe,
     Started,
-    State,
-    WarehouseProbe,
-    Watcher,
     WatchError,
-    add_watch_command,
-    check_interval,
-    cmd_watch,
-    main,
-    state_lock,
 )
+from pipelines.watch_state import State, state_lock
 from tagifai.datasets import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +119,7 @@ def test_one_run_per_data_version_across_processes(source: Path, tmp_path: Path)
     for _ in range(2):
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
-    assert "already started; nothing to do" in proc.stdout
+    assert "is what the last run published" in proc.stdout and "nothing to do" in proc.stdout
     lines = out.read_text().splitlines()
     assert lines == [read_state(state)["runs"][0]["data_version"]]
     assert read_state(state)["runs"][0]["status"] == "succeeded"
@@ -148,22 +141,13 @@ def test_a_failed_start_is_retried_and_a_failed_run_is_not(source: Path, tmp_pat
 # --------------------------------------------------------------------------- shutdown
 
 
-def _spawn_watch(source: Path, state: Path, command: list[str], interval: str = "5") -> subprocess.Popen[str]:
+def _spawn_watch(source: Path, state: Path, command: list[str], *extra: str) -> subprocess.Popen[str]:
+    """``python -m pipelines.watch --exec COMMAND`` on `source` (default: every 5 s)."""
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "pipelines.watch",
-            "--source",
-            str(source),
-            "--exec",
-            subprocess.list2cmdline(command),
-            "--state",
-            str(state),
-            "--settle",
-            "0",
-            "--interval",
-            interval,
+            *(sys.executable, "-m", "pipelines.watch", "--source", str(source)),
+            *("--exec", subprocess.list2cmdline(command), "--state", str(state), "--settle", "0"),
+            *(extra or ("--interval", "5")),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -192,7 +176,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, float, str]:
 
 def test_sigterm_between_polls_exits_0_promptly_with_valid_state(source: Path, tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    proc = _spawn_watch(source, state, [sys.executable, "-c", "pass"], interval="60")
+    proc = _spawn_watch(source, state, [sys.executable, "-c", "pass"], "--interval", "60")
     _wait_for(lambda: state.exists() and read_state(state)["last_poll"] is not None)
     code, seconds, out = _stop(proc)
     assert code == 0 and seconds < 3, out
@@ -201,7 +185,7 @@ def test_sigterm_between_polls_exits_0_promptly_with_valid_state(source: Path, t
     assert [r["status"] for r in data["runs"]] == ["succeeded"]
 
 
-def test_sigterm_during_a_run_stops_it_and_does_not_record_it(source: Path, tmp_path: Path) -> None:
+def test_sigterm_during_a_run_stops_it_and_records_it_as_interrupted(source: Path, tmp_path: Path) -> None:
     state, marker = tmp_path / "state.json", tmp_path / "child.pid"
     child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
     proc = _spawn_watch(source, state, [sys.executable, "-c", child])
@@ -212,8 +196,9 @@ def test_sigterm_during_a_run_stops_it_and_does_not_record_it(source: Path, tmp_
     with pytest.raises(ProcessLookupError):  # the run was stopped (and reaped)
         os.kill(int(marker.read_text()), 0)
     data = read_state(state)
-    assert data["runs"] == [] and data["last_poll"]["outcome"] == INTERRUPTED
-    # Not recorded: the next watcher starts that version again.
+    assert [r["status"] for r in data["runs"]] == [INTERRUPTED] and data["published"] is None
+    assert data["last_poll"]["outcome"] == INTERRUPTED
+    # Not published: the next watcher starts that version again.
     starter = RecordingStarter()
     assert poll_once(source, state, starter) == 0 and len(starter.calls) == 1
 
@@ -256,6 +241,10 @@ def test_cli_flags(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().err == "error: choose one of --exec, --host\n"
     assert main(["--source", str(tmp_path / "nope"), "--once"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    assert (
+        main(["--source", str(source), "--once", "--grace", "-1", "--state", str(tmp_path / "s.json")]) == 2
+    )
+    assert capsys.readouterr().err == "error: --grace must not be negative, got -1\n"
 
 
 # --------------------------------------------------------------------------- probes
@@ -363,6 +352,8 @@ def test_local_starter_command(tmp_path: Path) -> None:
         "--local",
         "--stores",
         str(tmp_path / "stores"),
+        "--if-busy",
+        "wait",
         "--source",
         str(tmp_path / "src"),
         "--param",
@@ -378,3 +369,148 @@ def test_local_starter_command(tmp_path: Path) -> None:
     env = json.loads(out.read_text())
     assert (env["KFP_MLOPS_DATA_VERSION"], env["KFP_MLOPS_DATA_ROWS"]) == ("k1", "3")
     assert env["KFP_MLOPS_DATA_MAX_CREATED_ON"] == "2021-01-01"
+
+
+# --------------------------------------------------------------------------- what was published
+
+
+def counting_command(log: Path, fail_rows: int = -1, seconds: float = 0.0) -> CommandStarter:
+    """A run that logs its start and end (with the data version), taking `seconds`; it fails
+    for a data version of `fail_rows` rows."""
+    script = (
+        "import os, sys, time\n"
+        f"log = open({str(log)!r}, 'a', buffering=1)\n"
+        "version, rows = os.environ['KFP_MLOPS_DATA_VERSION'], int(os.environ['KFP_MLOPS_DATA_ROWS'])\n"
+        "log.write(f'start {version} {os.getpid()}\\n')\n"
+        f"time.sleep({seconds})\n"
+        f"if rows == {fail_rows}: sys.exit(1)\n"
+        "log.write(f'done {version}\\n')\n"
+    )
+    return CommandStarter([sys.executable, "-c", script])
+
+
+def lines(log: Path, word: str) -> list[str]:
+    return (
+        [line.split()[1] for line in log.read_text().splitlines() if line.startswith(word)]
+        if log.exists()
+        else []
+    )
+
+
+def test_a_source_that_goes_back_to_an_earlier_content_is_published_again(
+    source: Path, tmp_path: Path
+) -> None:
+    """A -> B -> A: the third poll starts a run for A again, since B is what was published."""
+    state, log = tmp_path / "state.json", tmp_path / "runs.log"
+    starter = counting_command(log)
+    write_sample(source, rows=40, seed=5)
+    assert poll_once(source, state, starter) == 0
+    write_sample(source, rows=45, seed=6)
+    assert poll_once(source, state, starter) == 0
+    write_sample(source, rows=40, seed=5)
+    assert poll_once(source, state, starter) == 0
+    assert poll_once(source, state, starter) == 0  # A is published now: nothing to do
+    a, b, again = lines(log, "done")
+    assert a == again != b and lines(log, "start") == [a, b, a]
+    data = read_state(state)
+    assert data["published"]["data_version"] == a and data["published"]["rows"] == 40
+    assert [r["status"] for r in data["runs"]] == ["succeeded"] * 3
+    assert data["last_poll"]["outcome"] == "unchanged"
+
+
+def test_a_failed_version_is_not_retried_until_another_one_is_published(source: Path, tmp_path: Path) -> None:
+    state, log = tmp_path / "state.json", tmp_path / "runs.log"
+    starter = counting_command(log, fail_rows=45)
+    for rows in (40, 45, 45, 50, 45):
+        write_sample(source, rows=rows, seed=rows)
+        poll_once(source, state, starter)
+    data = read_state(state)
+    assert [(r["rows"], r["status"]) for r in data["runs"]] == [
+        (40, "succeeded"),
+        (45, "failed"),  # the second poll of 45 rows started nothing
+        (50, "succeeded"),
+        (45, "failed"),  # after 50 was published, 45 is new again
+    ]
+    assert data["published"]["rows"] == 50
+    assert len(lines(log, "start")) == 4
+
+
+def test_a_state_file_without_published_takes_its_last_success(source: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    version = SourceProbe(source, settle_s=0).current()
+    assert version is not None
+    old = {
+        "data_version": version.key,
+        "rows": 40,
+        "status": "succeeded",
+        "run": "r",
+        "detail": "",
+        "at": "x",
+    }
+    state.write_text(json.dumps({"format": 1, "runs": [old], "last_poll": None}))
+    starter = RecordingStarter()
+    assert poll_once(source, state, starter) == 0 and starter.calls == []
+    assert read_state(state)["published"]["data_version"] == version.key
+
+
+# --------------------------------------------------------------------------- a killed watcher
+
+
+def test_a_killed_watcher_takes_its_run_along_and_the_next_one_runs_that_version_once(
+    source: Path, tmp_path: Path
+) -> None:
+    state, log = tmp_path / "state.json", tmp_path / "runs.log"
+    command = counting_command(log, seconds=3).argv
+    watcher = _spawn_watch(source, state, command, "--interval", "60")
+    _wait_for(lambda: len(lines(log, "start")) == 1)
+    run_pid = int(log.read_text().split()[2])
+    assert read_state(state)["runs"][-1]["status"] == "running"  # recorded before it started
+    watcher.kill()  # SIGKILL: no handler runs in the watcher
+    watcher.wait(timeout=10)
+    _wait_for(lambda: not guard.alive(run_pid), timeout=5)  # the run died with it
+    assert lines(log, "done") == []
+
+    restarted = _spawn_watch(source, state, command, "--once")
+    out, _ = restarted.communicate(timeout=60)
+    assert restarted.returncode == 0, out
+    assert "stopped: its parent ended" in out, out  # the left-over run was settled first
+    version = lines(log, "start")[0]
+    assert lines(log, "start") == [version, version] and lines(log, "done") == [version]
+    data = read_state(state)
+    assert [r["status"] for r in data["runs"]] == ["interrupted", "succeeded"]
+    assert data["published"]["data_version"] == version
+    assert not list((tmp_path / "watch-runs").iterdir())  # settled reports are removed
+
+
+def test_a_restarted_watcher_waits_for_a_run_that_outlived_its_watcher_instead_of_starting_another(
+    source: Path, tmp_path: Path
+) -> None:
+    """The run ignores SIGTERM (a run still stopping, or one started where the kernel cannot
+    end it with the watcher): the next watcher re-attaches to it and does not run it again."""
+    state, log = tmp_path / "state.json", tmp_path / "runs.log"
+    script = (
+        "import os, signal, time\n"
+        f"log = open({str(log)!r}, 'a', buffering=1)\n"
+        "signal.signal(signal.SIGTERM, lambda *a: log.write('got SIGTERM\\n'))\n"
+        "log.write(f\"start {os.environ['KFP_MLOPS_DATA_VERSION']} {os.getpid()}\\n\")\n"
+        "end = time.monotonic() + 8\n"
+        "while time.monotonic() < end: time.sleep(0.05)\n"
+        "log.write(f\"done {os.environ['KFP_MLOPS_DATA_VERSION']}\\n\")\n"
+    )
+    command = [sys.executable, "-c", script]
+    watcher = _spawn_watch(source, state, command, "--interval", "60", "--grace", "30")
+    _wait_for(lambda: len(lines(log, "start")) == 1)
+    watcher.kill()
+    watcher.wait(timeout=10)  # (its output pipe stays open while the run goes on)
+    _wait_for(lambda: "got SIGTERM" in log.read_text(), timeout=5)  # the guard asked it to stop
+
+    restarted = _spawn_watch(source, state, command, "--once", "--grace", "30")
+    out, _ = restarted.communicate(timeout=60)
+    assert restarted.returncode == 0, out
+    assert "is still going" in out and "waiting for it to end" in out, out
+    version = lines(log, "start")[0]
+    assert lines(log, "start") == [version] and lines(log, "done") == [version]  # one run, run once
+    data = read_state(state)
+    assert [r["status"] for r in data["runs"]] == ["succeeded"]  # it exited 0: its data is published
+    assert data["published"]["data_version"] == version
+    assert "is what the last run published" in out

@@ -57,12 +57,19 @@ class SourceProbe:
         self._cache: tuple[Any, DataVersion] | None = None
 
     def current(self) -> DataVersion | None:
+        from tagifai.sources import SourceFileError, check_source_file, open_source_file
+
         paths = [self.folder / name for name in SOURCE_FILES]
-        missing = [p.name for p in paths if not p.is_file()]
+        missing = [p.name for p in paths if not p.exists() and not p.is_symlink()]
         if missing:
             self.problem = f"{self.folder} has no {', '.join(missing)}"
             return None
-        stats = [p.stat() for p in paths]
+        # The loader reads only regular files inside the folder; the watcher reads what it reads.
+        try:
+            stats = [check_source_file(self.folder, name) for name in SOURCE_FILES]
+        except SourceFileError as exc:
+            self.problem = str(exc)
+            return None
         age = self.clock() - max(s.st_mtime for s in stats)
         if age < self.settle_s:
             self.problem = f"source files changed {age:.1f}s ago (settle time {self.settle_s:g}s)"
@@ -71,15 +78,19 @@ class SourceProbe:
         if self._cache is not None and self._cache[0] == fingerprint:
             return self._cache[1]
         digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
         import pandas as pd
 
         try:
-            created = pd.read_csv(paths[0], usecols=["created_on"])["created_on"]
+            for path in paths:
+                digest.update(path.name.encode() + b"\0")
+                with open_source_file(self.folder, path.name) as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+            with open_source_file(self.folder, paths[0].name) as f:
+                created = pd.read_csv(f, usecols=["created_on"])["created_on"]
+        except SourceFileError as exc:
+            self.problem = str(exc)
+            return None
         except (ValueError, pd.errors.ParserError) as exc:
             self.problem = f"cannot read {paths[0]}: {exc}"
             return None

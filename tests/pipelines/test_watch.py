@@ -514,3 +514,15 @@ def test_a_restarted_watcher_waits_for_a_run_that_outlived_its_watcher_instead_o
     assert [r["status"] for r in data["runs"]] == ["succeeded"]  # it exited 0: its data is published
     assert data["published"]["data_version"] == version
     assert "is what the last run published" in out
+
+
+def test_the_source_probe_reads_only_regular_files_inside_the_folder(source: Path, tmp_path: Path) -> None:
+    # A tags.csv linked to a secret elsewhere: the probe reports it and reads nothing of it.
+    secret = tmp_path / "key.json"
+    secret.write_text('{"private_key": "SECRET-VALUE"}\n')
+    (source / "tags.csv").rename(tmp_path / "tags-original.csv")
+    (source / "tags.csv").symlink_to(secret)
+    probe = SourceProbe(source, settle_s=0)
+    assert probe.current() is None
+    assert "is a symbolic link, not a regular file" in probe.problem
+    assert "SECRET-VALUE" not in probe.problem

@@ -252,7 +252,7 @@ class BigQueryEmulator:
     """A running ``bqemulator`` (BigQuery's REST API on DuckDB) on loopback, for the session.
 
     Tests point our BigQuery code at it through ``env()`` (``BIGQUERY_EMULATOR_HOST``, which
-    ``components.warehouse.bigquery_client`` honours), each in a project of its own
+    ``components.bigquery.bigquery_client`` honours), each in a project of its own
     (``project(name)``), so they share the server without seeing each other's tables.
     """
 

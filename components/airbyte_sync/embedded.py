@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING
 
 from components.airbyte_sync.csv_file import MAX_LINE_BYTES, CsvFile, csv_problem, quote
 from components.artifacts import TableRef
+from components.versions import duckdb_table_version
 from components.warehouse import (
     MEMORY_LIMIT_ENV,
     RAW_SCHEMA,
     WarehouseError,
     duckdb_connect,
-    duckdb_table_version,
     ident,
     parse_uri,
 )

@@ -33,7 +33,8 @@ import pandas as pd
 
 from components.cutoff import NO_CUTOFF, Cutoff
 from components.monitor.core import DEFAULT_TABLE, locate_reference, read_snapshot, version_info
-from components.warehouse import frame_version, write_parquet
+from components.parquet import write_parquet
+from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import map_tags

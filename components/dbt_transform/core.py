@@ -25,15 +25,8 @@ from typing import Any
 
 from components.artifacts import TableRef
 from components.paths import project_dir as _project_dir
-from components.warehouse import (
-    AUDIT_SCHEMA,
-    RAW_SCHEMA,
-    WarehouseURI,
-    duckdb_settings,
-    ident,
-    parse_uri,
-    table_version,
-)
+from components.versions import table_version
+from components.warehouse import AUDIT_SCHEMA, RAW_SCHEMA, WarehouseURI, duckdb_settings, ident, parse_uri
 
 MART = "labeled_projects"
 TARGETS = ("duckdb", "bigquery")
@@ -99,7 +92,7 @@ class DbtResult:
     target_schema: str
     nodes: tuple[NodeResult, ...] = ()
     rows: int | None = None  # rows of <target_schema>.labeled_projects when it was built
-    data_version: str = ""  # content hash of the mart (components.warehouse.table_version)
+    data_version: str = ""  # content hash of the mart (components.versions.table_version)
     error: str = ""  # an error raised before any node ran (e.g. a compilation error)
 
     @property
@@ -419,7 +412,8 @@ def _build_turn(wh: WarehouseURI, target_schema: str) -> Any:
 
 def _check_sources(wh: WarehouseURI, raw_schema: str, versions: Mapping[str, str]) -> None:
     """Every raw table still holds what this run's sync loaded (another run may have loaded since)."""
-    from components.warehouse import TableChanged, check_table_version, duckdb_connect
+    from components.versions import TableChanged, check_table_version
+    from components.warehouse import duckdb_connect
 
     with duckdb_connect(wh.path, read_only=True, purpose="check the raw tables") as con:
         for table, version in sorted(versions.items()):

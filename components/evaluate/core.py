@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from components.warehouse import read_parquet
+from components.parquet import read_parquet
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import prepare, split

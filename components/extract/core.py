@@ -11,16 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components import cutoff as cut
-from components.warehouse import (
-    RAW_SCHEMA,
-    WarehouseError,
-    bigquery_client,
-    frame_version,
-    ident,
-    parse_uri,
-    read_table,
-    write_parquet,
-)
+from components.bigquery import bigquery_client
+from components.parquet import write_parquet
+from components.versions import frame_version
+from components.warehouse import RAW_SCHEMA, WarehouseError, ident, parse_uri, read_table
 
 if TYPE_CHECKING:
     import pandas as pd

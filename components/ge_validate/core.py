@@ -14,7 +14,7 @@ Two engines:
   uniqueness checks run on the only rows that can break them, those whose key hash
   (computed in DuckDB) is shared with another row (see :func:`validate_duckdb_table`);
 - BigQuery: a GX SQL datasource (sqlalchemy-bigquery, ``bigquery://PROJECT/DATASET``) on
-  the steps' own BigQuery client (``components.warehouse.bigquery_client``: its credentials
+  the steps' own BigQuery client (``components.bigquery.bigquery_client``: its credentials
   and endpoint), over a query asset, so the checks run as SQL in BigQuery and no rows are
   downloaded. The column-type checks run on a table asset of the same table: GX reads only
   the column *names* of a query asset (its type reflection falls back to the names for
@@ -48,20 +48,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.artifacts import read_table_ref
+from components.parquet import PARQUET_SCHEMA, PARQUET_VIEW, parquet_view
 from components.paths import project_dir
+from components.versions import check_table_version, duckdb_table_version
 from components.warehouse import (
-    PARQUET_SCHEMA,
-    PARQUET_VIEW,
     STREAM_VECTORS,
     VECTOR_ROWS,
     WarehouseError,
-    check_table_version,
     duckdb_connect,
     duckdb_table_exists,
-    duckdb_table_version,
     ident,
     iter_chunks,
-    parquet_view,
     parse_uri,
 )
 
@@ -604,7 +601,7 @@ def bigquery_batch_spec(warehouse_uri: str, schema: str, table: str, columns: li
 
 def bigquery_columns(warehouse_uri: str, schema: str, table: str, bq_client: Any = None) -> list[str]:
     """The column names of a BigQuery table, in order (a metadata call, no data scanned)."""
-    from components.warehouse import bigquery_client
+    from components.bigquery import bigquery_client
 
     wh = parse_uri(warehouse_uri)
     client = bq_client or bigquery_client(wh)
@@ -684,7 +681,7 @@ def validate_table(
         "project_root": project_root,
     }
     if wh.kind == "bigquery":
-        from components.warehouse import bigquery_client
+        from components.bigquery import bigquery_client
 
         client = bq_client or bigquery_client(wh)
         columns = bigquery_columns(warehouse_uri, schema, table, client)

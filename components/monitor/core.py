@@ -31,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from components.cutoff import NO_CUTOFF, Cutoff, created_times
+from components.parquet import read_parquet
 from components.rollback.core import previous_version
-from components.warehouse import RAW_SCHEMA, frame_version, read_parquet
+from components.versions import frame_version
+from components.warehouse import RAW_SCHEMA
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import prepare, split

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import optuna
 
-from components.warehouse import read_parquet
+from components.parquet import read_parquet
 from tagifai import embeddings, tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from components.artifacts import TableRef
+from components.bigquery import bigquery_client
+from components.versions import duckdb_table_version
 from components.warehouse import (
     RAW_SCHEMA,
     WarehouseError,
-    bigquery_client,
     duckdb_connect,
     duckdb_table_exists,
-    duckdb_table_version,
     ident,
     parse_uri,
 )

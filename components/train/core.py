@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from components.warehouse import frame_version, read_parquet
+from components.parquet import read_parquet
+from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import DataConfig, TrainParams
 from tagifai.data import LabelEncoder, prepare, split

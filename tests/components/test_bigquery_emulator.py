@@ -1,7 +1,7 @@
 """The BigQuery paths of the steps, run for real against a local BigQuery emulator.
 
 ``bqemulator`` (BigQuery's REST API on DuckDB, started by the ``bigquery_emulator`` fixture)
-takes the calls our code sends through ``components.warehouse.bigquery_client``, pointed at
+takes the calls our code sends through ``components.bigquery.bigquery_client``, pointed at
 it by ``BIGQUERY_EMULATOR_HOST``: extract's query, publish's copy job, ge_validate's pushed-down
 GX validation (sqlalchemy-bigquery), the watcher's warehouse probe. Each test works in a
 BigQuery project of its own on the one emulator of the session.
@@ -26,17 +26,12 @@ import pandas as pd
 import pytest
 
 from components.artifacts import TableRef
+from components.bigquery import BIGQUERY_EMULATOR_ENV, bigquery_client
 from components.extract.core import extract
 from components.ge_validate.core import ValidationFailed, suite_config, validate_table
 from components.publish.core import PublishError, publish
-from components.warehouse import (
-    BIGQUERY_EMULATOR_ENV,
-    WarehouseError,
-    bigquery_client,
-    frame_version,
-    parse_uri,
-    read_table,
-)
+from components.versions import frame_version
+from components.warehouse import WarehouseError, parse_uri, read_table
 from pipelines.watch import WarehouseProbe
 
 pytestmark = pytest.mark.timeout(300)

@@ -21,11 +21,12 @@ from components.compose.core import eval_mask
 from components.cutoff import NO_CUTOFF, resolve
 from components.extract.component import extract as extract_component
 from components.extract.core import extract
+from components.parquet import write_parquet
 from components.promote.core import promote
 from components.rollback.component import rollback as rollback_component
 from components.rollback.core import NoPreviousVersion, previous_version, rollback
 from components.train.core import train_and_register
-from components.warehouse import RAW_SCHEMA, duckdb_connect, write_parquet
+from components.warehouse import RAW_SCHEMA, duckdb_connect
 from tagifai import tracking
 from tagifai.config import DataConfig, TrainParams
 from tagifai.data import map_tags, prepare, split

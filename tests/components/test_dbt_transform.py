@@ -18,15 +18,14 @@ from components.artifacts import TableRef, read_table_ref, write_table_ref
 from components.dbt_transform.component import dbt_transform
 from components.dbt_transform.core import DbtTransformError, check_one_source, compile_only, run_dbt
 from components.paths import project_dir
+from components.versions import frame_version, table_version
 from components.warehouse import (
     AUDIT_SCHEMA,
     MEMORY_LIMIT_ENV,
     RAW_SCHEMA,
     TEMP_DIR_ENV,
     duckdb_connect,
-    frame_version,
     read_table,
-    table_version,
 )
 from tagifai.sources import read_source_fingerprint
 

@@ -15,7 +15,8 @@ from kfp import dsl
 from components.extract.component import extract
 from components.extract.core import bigquery_sql
 from components.extract.core import extract as extract_table
-from components.warehouse import WarehouseError, duckdb_connect, frame_version
+from components.versions import frame_version
+from components.warehouse import WarehouseError, duckdb_connect
 
 
 @pytest.fixture(scope="module")

@@ -35,18 +35,10 @@ from components.ge_validate.core import (
     validate_table,
 )
 from components.ge_validate.labels import add_label, labels
+from components.parquet import read_parquet, write_parquet
 from components.paths import project_dir
-from components.warehouse import (
-    RAW_SCHEMA,
-    TableChanged,
-    WarehouseError,
-    duckdb_connect,
-    frame_version,
-    read_parquet,
-    read_table,
-    table_version,
-    write_parquet,
-)
+from components.versions import TableChanged, frame_version, table_version
+from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, read_table
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = {

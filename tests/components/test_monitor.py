@@ -29,10 +29,11 @@ from components.extract.core import extract
 from components.monitor.component import monitor
 from components.monitor.core import DEFAULT_TABLE, locate_reference, read_snapshot, version_info
 from components.monitor.core import monitor as monitor_rows
+from components.parquet import write_parquet
 from components.promote.core import promote
 from components.rollback.component import rollback
 from components.train.core import train_and_register
-from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect, write_parquet
+from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect
 from tagifai import tracking
 from tagifai.config import TrainParams
 from tagifai.datasets import generate_sample

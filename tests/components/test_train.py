@@ -11,7 +11,7 @@ import pytest
 from kfp import dsl
 
 from components.train.component import train
-from components.warehouse import frame_version
+from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import TrainParams
 from tagifai.predict import load, predict

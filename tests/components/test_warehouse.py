@@ -8,23 +8,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from components.parquet import PARQUET_SCHEMA, PARQUET_VIEW, parquet_view, read_parquet, write_parquet
+from components.versions import duckdb_table_version, frame_version, table_version
 from components.warehouse import (
     DEFAULT_MEMORY_LIMIT,
     MEMORY_LIMIT_ENV,
-    PARQUET_SCHEMA,
-    PARQUET_VIEW,
     TEMP_DIR_ENV,
     WarehouseError,
     duckdb_connect,
     duckdb_settings,
-    duckdb_table_version,
-    frame_version,
     iter_chunks,
-    parquet_view,
-    read_parquet,
     read_table,
-    table_version,
-    write_parquet,
 )
 
 ROWS = 3 * 2048 + 17  # four DuckDB chunks of one vector each

@@ -22,7 +22,8 @@ import pytest
 
 from components import warehouse_lock
 from components.airbyte_sync.embedded import load_stream
-from components.warehouse import WarehouseError, duckdb_connect, table_version
+from components.versions import table_version
+from components.warehouse import WarehouseError, duckdb_connect
 from tagifai.datasets import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,7 +39,7 @@ sys.meta_path.insert(0, NotInstalled())
 args = json.loads(sys.argv[2])
 
 from components.optimize.core import run_worker, search_space
-from components.warehouse import read_parquet
+from components.parquet import read_parquet
 from tagifai import data, embeddings
 from tagifai.config import DataConfig, TrainParams
 from tagifai.evaluate import evaluate_model

@@ -1,39 +1,32 @@
 """An Optuna worker: runs trials of a shared study and logs each as an MLflow child run.
 
-Workers share the study through an RDB storage (sqlite file locally, an RDB server or a
-sqlite file on a volume on a cluster) and share one MLflow parent run per study, found by
-its ``study_name`` tag. Each worker samples with its own seed so they propose different
+Workers share the study through its RDB storage (:mod:`components.study`) and share one
+MLflow parent run per study, found by its ``study_name`` tag. Each worker samples with its own seed so they propose different
 points.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 
 from components.parquet import read_parquet
+from components.study import FINISHED_STATES, open_storage, retry_setup, storage_error
 from tagifai import embeddings, tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
 from tagifai.data import LabelEncoder, prepare, split
 from tagifai.optimize import create_study, make_objective, warm_start
 
 STUDY_TAG, ROLE_TAG = tracking.STUDY_TAG, tracking.ROLE_TAG
-FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-# sqlite allows one writer at a time: other processes wait up to this long for the lock.
-SQLITE_BUSY_TIMEOUT_S = 60
-SETUP_ATTEMPTS = 5
 PARENT_SETTLE_S = 1.0
 # The name goes into an MLflow filter string, which has no escapes for quotes.
 _STUDY_NAME = re.compile(r"""^[^'"\\]{1,256}$""")
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -51,84 +44,6 @@ class WorkerResult:
         return sum(self.states.get(s.name, 0) for s in FINISHED_STATES)
 
 
-def resolve_storage_url(storage: str) -> str:
-    """The storage URL; ``env:NAME`` reads it from an environment variable (a mounted secret)."""
-    if storage.startswith("env:"):
-        name = storage[len("env:") :]
-        value = os.environ.get(name, "")
-        if not value:
-            raise ValueError(f"Optuna storage: environment variable {name} is not set")
-        storage = value
-    if "://" not in storage:
-        raise ValueError(
-            f"Optuna storage {storage!r} is not an RDB URL: use sqlite:////abs/path/optuna.db or "
-            "postgresql://... (an in-memory study cannot be shared between workers)"
-        )
-    return storage
-
-
-def redact(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: show the scheme only
-        return url.split("://", 1)[0] + "://***"
-
-
-def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
-    """An Optuna storage for the URL: sqlite gets a busy timeout; other RDB URLs pass through."""
-    url = resolve_storage_url(storage)
-    if not url.startswith("sqlite:"):
-        return url
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    return _retry(
-        lambda: optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-        )
-    )
-
-
-def _retry(fn: Callable[[], T]) -> T:
-    """Run `fn`, retrying a few times on database errors.
-
-    Workers start together: two may create the storage tables or the study at the same
-    moment, and the loser of that race sees "already exists"; the next attempt finds them.
-    """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    for attempt in range(1, SETUP_ATTEMPTS + 1):
-        try:
-            return fn()
-        except SQLAlchemyError:
-            if attempt == SETUP_ATTEMPTS:
-                raise
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
-
-
-class StorageUnavailable(RuntimeError):
-    """The Optuna storage refused the connection (server down, wrong or missing password)."""
-
-
-def storage_error(storage: str, exc: Exception) -> StorageUnavailable:
-    """A clear error naming the storage (password hidden) and where its password comes from."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    url = redact(resolve_storage_url(storage))
-    hint = ""
-    if url.startswith("postgresql"):
-        hint = (
-            "; the URL names no password, so libpq reads PGPASSWORD (on a cluster: key PGPASSWORD "
-            "of Secret optuna-storage-credentials)"
-        )
-    return StorageUnavailable(f"Optuna storage {url} cannot be opened: {reason}{hint}")
-
-
 def load_shared_study(study_name: str, storage: str, seed: int = 0) -> optuna.Study:
     """Create or load the shared study (maximize validation F1, TPE seeded per worker)."""
     from sqlalchemy.exc import OperationalError
@@ -137,22 +52,17 @@ def load_shared_study(study_name: str, storage: str, seed: int = 0) -> optuna.St
     # tagifai.optimize.create_study is typed for URLs; Optuna accepts a storage object too.
     store_arg: Any = store
     try:
-        return _retry(lambda: create_study(study_name, store_arg, seed=seed))
+        return retry_setup(lambda: create_study(study_name, store_arg, seed=seed))
     except OperationalError as exc:
         raise storage_error(storage, exc) from exc
 
 
 def _ensure_experiment(tracking_uri: str, experiment: str, artifact_location: str | None) -> str:
     """Experiment id; tolerates a concurrent worker creating the store or the experiment first."""
-    for attempt in range(1, SETUP_ATTEMPTS + 1):
-        try:
-            return tracking.ensure_experiment(tracking_uri, experiment, artifact_location)
-        except Exception:
-            # "already exists" (the other worker won) or a locked fresh sqlite store.
-            if attempt == SETUP_ATTEMPTS:
-                raise
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
+    # "already exists" (the other worker won) or a locked fresh sqlite store: try again.
+    return retry_setup(
+        lambda: tracking.ensure_experiment(tracking_uri, experiment, artifact_location), (Exception,)
+    )
 
 
 def study_parent_run(

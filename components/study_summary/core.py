@@ -15,13 +15,7 @@ from typing import Any
 
 import optuna
 
-from components.optimize.core import (
-    FINISHED_STATES,
-    open_storage,
-    redact,
-    resolve_storage_url,
-    storage_error,
-)
+from components.study import FINISHED_STATES, open_storage, redact, resolve_storage_url, storage_error
 from tagifai.config import TrainParams
 from tagifai.optimize import best_params as merge_best_params
 

@@ -20,17 +20,8 @@ import pandas as pd
 import pytest
 from kfp import dsl
 
-from components.optimize.core import (
-    ROLE_TAG,
-    STUDY_TAG,
-    StorageUnavailable,
-    load_shared_study,
-    open_storage,
-    redact,
-    resolve_storage_url,
-    run_worker,
-    study_parent_run,
-)
+from components.optimize.core import ROLE_TAG, STUDY_TAG, load_shared_study, run_worker, study_parent_run
+from components.study import StorageUnavailable, open_storage, redact, resolve_storage_url
 from components.study_summary.component import study_summary
 from components.study_summary.core import LostTrials
 from tagifai import tracking

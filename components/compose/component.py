@@ -39,7 +39,7 @@ def compose(
             snapshot's metadata: table, as_of, as_of_source, as_of_note.
     """
     from components.compose.core import compose as compose_rows
-    from components.monitor.core import snapshot_origin
+    from components.snapshot import snapshot_origin
 
     table, window = snapshot_origin(dataset.metadata)
     print(f"snapshot of {table}: {window.note}")

@@ -3,7 +3,7 @@
 1. read extract's snapshot of the published table (the same parquet dataset the monitor
    read, so both see the same rows; the warehouse is never read here); locate the
    champion's reference and the new window exactly as the monitor does
-   (`components.monitor.core.locate_reference`); the pool is the labeled rows of both;
+   (`components.reference.locate_reference`); the pool is the labeled rows of both;
 2. hold out a **fixed evaluation set**: a row is an eval row when a hash of its id (salted
    with the seed) falls below ``eval_fraction``. Membership depends on the id alone, so an
    eval row stays an eval row in every later run, whatever else arrives, and never enters
@@ -32,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from components.cutoff import NO_CUTOFF, Cutoff
-from components.monitor.core import DEFAULT_TABLE, locate_reference, read_snapshot, version_info
 from components.parquet import write_parquet
+from components.reference import locate_reference
+from components.registry import version_info
+from components.snapshot import DEFAULT_TABLE, read_snapshot
 from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import DataConfig

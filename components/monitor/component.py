@@ -42,7 +42,8 @@ def monitor(
     from pathlib import Path
 
     from components.monitor.core import monitor as run_monitor
-    from components.monitor.core import render_html, render_markdown, snapshot_origin
+    from components.monitor.report import render_html, render_markdown
+    from components.snapshot import snapshot_origin
     from tagifai.drift import DriftPolicy
 
     table, window = snapshot_origin(dataset.metadata)

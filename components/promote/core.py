@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
 
+from components.registry import NO_PREVIOUS
 from tagifai import tracking
 
-NO_PREVIOUS = "none"
 # `compared_with` value that skips the check: promote over whatever the champion is now.
 ANY_CHAMPION = "any"
 

@@ -23,8 +23,9 @@ from components.extract.component import extract as extract_component
 from components.extract.core import extract
 from components.parquet import write_parquet
 from components.promote.core import promote
+from components.registry import previous_version
 from components.rollback.component import rollback as rollback_component
-from components.rollback.core import NoPreviousVersion, previous_version, rollback
+from components.rollback.core import NoPreviousVersion, rollback
 from components.train.core import train_and_register
 from components.warehouse import RAW_SCHEMA, duckdb_connect
 from tagifai import tracking

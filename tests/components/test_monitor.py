@@ -27,11 +27,13 @@ from components.cutoff import NO_CUTOFF
 from components.extract.component import extract as extract_component
 from components.extract.core import extract
 from components.monitor.component import monitor
-from components.monitor.core import DEFAULT_TABLE, locate_reference, read_snapshot, version_info
 from components.monitor.core import monitor as monitor_rows
 from components.parquet import write_parquet
 from components.promote.core import promote
+from components.reference import locate_reference
+from components.registry import version_info
 from components.rollback.component import rollback
+from components.snapshot import DEFAULT_TABLE, read_snapshot
 from components.train.core import train_and_register
 from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect
 from tagifai import tracking

@@ -1,0 +1,200 @@
+"""The monitor's report: the decision, its reasons and every number behind it, as Markdown and HTML."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+import numpy as np
+
+from components.monitor.core import Monitoring
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def _test_rows(m: Monitoring) -> list[list[str]]:
+    rows = []
+    for t in m.report.tests if m.report else ():
+        state = f"skipped: {t.skipped}" if t.skipped else ("**fired**" if t.fired else "ok")
+        rows.append(
+            [
+                t.name,
+                _fmt(t.statistic, ".4g"),
+                _fmt(t.p_value, ".3g"),
+                f"< {t.threshold:g}",
+                _fmt(t.effect, ".3f"),
+                f">= {t.min_effect:g}",
+                f"{t.n_reference} / {t.n_new}",
+                state,
+            ]
+        )
+    return rows
+
+
+TEST_HEADER = [
+    "test",
+    "statistic",
+    "p-value",
+    "fires at p",
+    "effect",
+    "fires at effect",
+    "n ref / new",
+    "result",
+]
+LIVE_HEADER = ["model", "version", "live F1", "F1 at training", "drop", "labeled rows"]
+
+
+def _live_rows(m: Monitoring) -> list[list[str]]:
+    rows = []
+    for label, x in (("champion", m.live_champion), ("previous", m.live_previous)):
+        if x is not None:
+            rows.append(
+                [label, f"v{x.version}", _fmt(x.f1), _fmt(x.baseline), _fmt(x.drop, "+.4f"), str(x.rows)]
+            )
+    return rows
+
+
+def _label_rows(m: Monitoring) -> list[list[str]]:
+    counts = (m.report.label.details.get("counts") if m.report else None) or {}
+    n_ref = sum(c["reference"] for c in counts.values()) or 1
+    n_new = sum(c["new"] for c in counts.values()) or 1
+    return [
+        [tag, str(c["reference"]), f"{c['reference'] / n_ref:.1%}", str(c["new"]), f"{c['new'] / n_new:.1%}"]
+        for tag, c in counts.items()
+    ]
+
+
+LABEL_HEADER = ["tag", "reference", "share", "new", "share"]
+
+
+def render_markdown(m: Monitoring) -> str:
+    def table(header: list[str], rows: list[list[str]]) -> list[str]:
+        if not rows:
+            return ["(none)"]
+        return [
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows),
+        ]
+
+    champ = f"v{m.champion}" if m.champion else "none"
+    lines = [
+        f"# Monitor: {m.table}, champion {champ}",
+        "",
+        f"**Decision: {m.decision}**",
+        "",
+        *(f"- {r}" for r in m.reasons),
+        "",
+        f"Data: {m.rows} rows of {m.table}; {m.cutoff.note}.",
+        "",
+    ]
+    if m.report:
+        lines += [
+            f"Reference ({m.reference_method}{', verified' if m.reference_verified else ''}): "
+            f"{m.report.n_reference} rows — {m.reference_note}. New window: {m.report.n_new} rows, "
+            f"{m.report.n_new_labeled} labeled. Previous version: {('v' + m.previous) if m.previous else 'none'}.",
+            "",
+            "## Drift tests",
+            "",
+            *table(TEST_HEADER, _test_rows(m)),
+            "",
+            "## Live F1 on newly labeled rows",
+            "",
+            *table(LIVE_HEADER, _live_rows(m)),
+            "",
+            "## Tags",
+            "",
+            *table(LABEL_HEADER, _label_rows(m)),
+            "",
+        ]
+    lines += ["Policy: `" + json.dumps(m.policy.to_dict(), sort_keys=True) + "`", ""]
+    return "\n".join(lines)
+
+
+def _svg_histogram(title: str, ref: np.ndarray, new: np.ndarray, bins: int = 30) -> str:
+    """Overlaid density histograms (reference grey, new blue) as inline SVG."""
+    ref, new = ref[np.isfinite(ref)], new[np.isfinite(new)]
+    if not len(ref) or not len(new):
+        return ""
+    lo, hi = float(min(ref.min(), new.min())), float(max(ref.max(), new.max()))
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    h_ref = np.histogram(ref, edges)[0] / len(ref)
+    h_new = np.histogram(new, edges)[0] / len(new)
+    top = float(max(h_ref.max(), h_new.max())) or 1.0
+    w, h, pad = 520, 180, 24
+    bw = (w - 2 * pad) / bins
+    bars = []
+    for i in range(bins):
+        for vals, color in ((h_ref, "#9aa0a6"), (h_new, "#1a73e8")):
+            bh = (h - 2 * pad) * vals[i] / top
+            bars.append(
+                f'<rect x="{pad + i * bw:.1f}" y="{h - pad - bh:.1f}" width="{bw - 1:.1f}" '
+                f'height="{bh:.1f}" fill="{color}" fill-opacity="0.55"/>'
+            )
+    return (
+        f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
+        f'aria-label="{html.escape(title)}">'
+        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#555"/>'
+        + "".join(bars)
+        + f'<text x="{pad}" y="{h - 6}" font-size="11">{lo:.3g}</text>'
+        f'<text x="{w - pad}" y="{h - 6}" font-size="11" text-anchor="end">{hi:.3g}</text>'
+        f'<text x="{pad}" y="14" font-size="12">{html.escape(title)}: '
+        f'<tspan fill="#5f6368">reference (n={len(ref)})</tspan> vs '
+        f'<tspan fill="#1a73e8">new (n={len(new)})</tspan></text></svg></figure>'
+    )
+
+
+def render_html(m: Monitoring) -> str:
+    """A self-contained page (inline CSS and SVG; no script, no external resource)."""
+    e = html.escape
+
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        if not rows:
+            return "<p>(none)</p>"
+        head = "".join(f"<th>{e(c)}</th>" for c in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e(c).replace('**', '')}</td>" for c in r) + "</tr>" for r in rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    color = {"continue": "#188038", "improve": "#1a73e8", "inspect": "#e37400", "rollback": "#d93025"}
+    champ = f"v{m.champion}" if m.champion else "none"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Monitor: {e(m.decision)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#202124}"
+        "table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #dadce0;"
+        "padding:.3rem .6rem;text-align:right}td:first-child,th:first-child{text-align:left}"
+        ".decision{display:inline-block;padding:.3rem .8rem;border-radius:.3rem;color:#fff;"
+        "font-weight:600}figure{margin:0 0 1rem}</style></head><body>",
+        f"<h1>Monitor: {e(m.table)}, champion {e(champ)}</h1>",
+        f"<p><span class='decision' style='background:{color.get(m.decision, '#5f6368')}'>"
+        f"{e(m.decision)}</span></p>",
+        "<ul>" + "".join(f"<li>{e(r)}</li>" for r in m.reasons) + "</ul>",
+        f"<p>Data: {m.rows} rows of {e(m.table)}; {e(m.cutoff.note)}.</p>",
+    ]
+    if m.report:
+        parts += [
+            f"<p>Reference ({e(m.reference_method)}{', verified' if m.reference_verified else ''}): "
+            f"{m.report.n_reference} rows — {e(m.reference_note)}. New window: {m.report.n_new} rows, "
+            f"{m.report.n_new_labeled} labeled. Confidence reference: {e(m.confidence_note)}.</p>",
+            "<h2>Drift tests</h2>",
+            table(TEST_HEADER, _test_rows(m)),
+            "<h2>Live F1 on newly labeled rows</h2>",
+            table(LIVE_HEADER, _live_rows(m)),
+            "<h2>Tags</h2>",
+            table(LABEL_HEADER, _label_rows(m)),
+            "<h2>Distributions</h2>",
+            *(_svg_histogram(title, r, n) for title, (r, n) in m.samples.items()),
+        ]
+    parts += [
+        "<h2>Policy</h2>",
+        table(["threshold", "value"], [[k, str(v)] for k, v in m.policy.to_dict().items()]),
+        "</body></html>",
+    ]
+    return "\n".join(parts)

@@ -156,7 +156,7 @@ def monitor(
     with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
         work = Path(tmp)
         model = load(tracking.download_model(tracking_uri, info.version, work / f"v{info.version}", name))
-        held, conf_note = heldout_rows(tracking_uri, info, ref, model, work)
+        held, conf_note = heldout_rows(info, ref, model)
         ref_conf = new_conf = None
         if held is not None and len(new):
             ref_conf = max_probability(model, list(_cap(held)["text"]))

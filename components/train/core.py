@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from components.parquet import read_parquet
+from components.reference import DATA_MAX_CREATED_ON, DATA_MAX_ID
 from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import DataConfig, TrainParams
@@ -119,8 +120,8 @@ def train_and_register(
                 "train_rows": len(train_df),
                 "test_rows": len(test_df),
                 # Where the training data ends: the drift monitor's reference window.
-                "data_max_id": str(raw["id"].max()) if "id" in raw else "",
-                "data_max_created_on": str(raw["created_on"].max()) if "created_on" in raw else "",
+                DATA_MAX_ID: str(raw["id"].max()) if "id" in raw else "",
+                DATA_MAX_CREATED_ON: str(raw["created_on"].max()) if "created_on" in raw else "",
             },
             metrics=logged,
             artifacts={tracking.MODEL_ARTIFACT_PATH: out, "metrics": metrics_file},

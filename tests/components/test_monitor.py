@@ -308,6 +308,19 @@ def test_max_id_wins_over_the_data_version_search(generated: dict[str, Any]) -> 
     assert ref.new["id"].min() == 1201
 
 
+def test_a_version_whose_run_does_not_say_where_its_data_ends_has_no_new_window(
+    generated: dict[str, Any],
+) -> None:
+    """Without ``data_max_id`` / ``data_max_created_on`` nothing is guessed: every row is reference."""
+    registry: Registry = generated["registry"]
+    info = version_info(registry.uri, tracking.get_alias(registry.uri))
+    params = {k: v for k, v in info.params.items() if k not in ("data_max_id", "data_max_created_on")}
+    table = pd.concat([generated["reference"], generated["later"]])
+    ref = locate_reference(table, type(info)(info.version, info.run_id, info.tags, params, {}))
+    assert (ref.method, len(ref.rows), len(ref.new), ref.verified) == ("unknown", 1500, 0, False)
+    assert "data_max_id" in ref.note
+
+
 # --------------------------------------------------------------------------- real data: rollback
 
 

@@ -35,7 +35,8 @@ def ge_validate(
     """
     from collections import namedtuple
 
-    from components.ge_validate.core import ValidationFailed, validate_input
+    from components.ge_validate.core import validate_input
+    from components.ge_validate.results import ValidationFailed
 
     summary = validate_input(dataset.path, suite, data_docs_path=data_docs.path, raise_on_failure=False)
     data_docs.metadata.update(

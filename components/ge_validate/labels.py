@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.ge_validate.core import suite_path
+from components.ge_validate.suites import suite_path
 
 SUITE = "tags"
 COLUMN = "tag"

@@ -28,7 +28,9 @@ import pytest
 from components.artifacts import TableRef
 from components.bigquery import BIGQUERY_EMULATOR_ENV, bigquery_client
 from components.extract.core import extract
-from components.ge_validate.core import ValidationFailed, suite_config, validate_table
+from components.ge_validate.core import validate_table
+from components.ge_validate.results import ValidationFailed
+from components.ge_validate.suites import suite_config
 from components.publish.core import PublishError, publish
 from components.versions import frame_version
 from components.warehouse import WarehouseError, parse_uri, read_table

@@ -19,22 +19,14 @@ import pytest
 from kfp import dsl
 
 from components.artifacts import TableRef
+from components.ge_validate.bigquery import bigquery_batch_spec
 from components.ge_validate.component import ge_validate
-from components.ge_validate.core import (
-    SUITES,
-    ExpectationOutcome,
-    ValidationFailed,
-    ValidationSummary,
-    bigquery_batch_spec,
-    build_suite,
-    nanosecond_times,
-    plan_stream,
-    suite_config,
-    validate_frame,
-    validate_input,
-    validate_table,
-)
+from components.ge_validate.core import validate_input, validate_table
+from components.ge_validate.frames import nanosecond_times, validate_frame
 from components.ge_validate.labels import add_label, labels
+from components.ge_validate.results import ExpectationOutcome, ValidationFailed, ValidationSummary
+from components.ge_validate.streaming import plan_stream
+from components.ge_validate.suites import SUITES, build_suite, suite_config
 from components.parquet import read_parquet, write_parquet
 from components.paths import project_dir
 from components.versions import TableChanged, frame_version, table_version

@@ -1,8 +1,8 @@
 """An Optuna worker: runs trials of a shared study and logs each as an MLflow child run.
 
 Workers share the study through its RDB storage (:mod:`components.study`) and share one
-MLflow parent run per study, found by its ``study_name`` tag. Each worker samples with its own seed so they propose different
-points.
+MLflow parent run per study, found by its ``study_name`` tag. Each worker samples with its
+own seed so they propose different points.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ def locate_reference(df: pd.DataFrame, info: VersionInfo | None) -> Reference:
         df.iloc[0:0],
         "unknown",
         False,
-        f"the champion's run does not record where its training data ends ({DATA_MAX_ID}, {DATA_MAX_CREATED_ON})",
+        f"the champion's run does not record where its training data ends "
+        f"({DATA_MAX_ID}, {DATA_MAX_CREATED_ON})",
     )
 
 

@@ -72,7 +72,7 @@ def duckdb_table_version(con: duckdb.DuckDBPyConnection, schema: str, table: str
 
 
 def table_version(uri: str, schema: str, table: str) -> tuple[int, str]:
-    """Rows and data version of a table of a DuckDB warehouse (:func:`duckdb_table_version`, in its read turn)."""
+    """Rows and data version of a DuckDB warehouse's table (:func:`duckdb_table_version`, in a read turn)."""
     wh = parse_uri(uri)
     if wh.kind != "duckdb":
         raise WarehouseError(f"table_version reads DuckDB warehouses, not {uri!r}")

@@ -15,8 +15,10 @@ from kfp import dsl
 
 from components.airbyte_sync.component import airbyte_sync
 from components.artifacts import TableRef, read_table_ref, write_table_ref
+from components.dbt_transform.compile import compile_only
 from components.dbt_transform.component import dbt_transform
-from components.dbt_transform.core import DbtTransformError, check_one_source, compile_only, run_dbt
+from components.dbt_transform.core import check_one_source, run_dbt
+from components.dbt_transform.results import DbtTransformError
 from components.paths import project_dir
 from components.versions import frame_version, table_version
 from components.warehouse import (

@@ -32,6 +32,23 @@ def clean_text(text: str, lower: bool = True, stopwords: Iterable[str] | None = 
     return " ".join(tok for tok in text.split() if tok not in stop)
 
 
+def clean_texts(texts: Iterable[str], cfg: DataConfig | None = None) -> list[str]:
+    """Each text cleaned as `cfg` says (lower-casing, stop words): what the model is given."""
+    cfg = cfg or DataConfig()
+    stop = STOPWORDS if cfg.remove_stopwords else None
+    return [clean_text(t, lower=cfg.lower, stopwords=stop) for t in texts]
+
+
+def raw_texts(df: pd.DataFrame) -> pd.Series:
+    """Title + description as one string per row (missing parts are empty)."""
+    return df["title"].fillna("").astype(str) + " " + df["description"].fillna("").astype(str)
+
+
+def model_texts(df: pd.DataFrame, cfg: DataConfig | None = None) -> list[str]:
+    """The cleaned text the model sees for each row (title + description), labeled or not."""
+    return clean_texts(raw_texts(df), cfg)
+
+
 def map_tags(tags: pd.Series, accepted: Sequence[str], min_freq: int) -> pd.Series:
     """Tags outside `accepted`, and classes with fewer than `min_freq` rows, become `other`."""
     mapped = tags.where(tags.isin(list(accepted)), OTHER)
@@ -51,9 +68,7 @@ def prepare(df: pd.DataFrame, cfg: DataConfig | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"labeled projects are missing column(s): {', '.join(missing)}")
     out = df[df["tag"].notna()].copy()
-    stop = STOPWORDS if cfg.remove_stopwords else None
-    raw = out["title"].fillna("").astype(str) + " " + out["description"].fillna("").astype(str)
-    out["text"] = [clean_text(t, lower=cfg.lower, stopwords=stop) for t in raw]
+    out["text"] = model_texts(out, cfg)
     out["tag"] = map_tags(out["tag"].astype(str), cfg.accepted_tags, cfg.min_freq)
     return out.reset_index(drop=True)
 

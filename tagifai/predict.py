@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tagifai.config import DataConfig
-from tagifai.data import STOPWORDS, clean_text
+from tagifai.data import clean_texts
 from tagifai.model import TagModel, apply_fallback
 
 
@@ -19,9 +19,7 @@ def predict(
     model: TagModel, texts: list[str], cfg: DataConfig | None = None, fallback: bool = True
 ) -> list[dict[str, Any]]:
     """Predict a tag for each raw text (title + description); cleaning is applied here."""
-    cfg = cfg or DataConfig()
-    stop = STOPWORDS if cfg.remove_stopwords else None
-    cleaned = [clean_text(t, lower=cfg.lower, stopwords=stop) for t in texts]
+    cleaned = clean_texts(texts, cfg)
     proba = model.predict_proba(cleaned)  # one pass over the features (embeddings: batched)
     tags = model.label_encoder.decode(apply_fallback(proba, model.threshold, model.other_index, fallback))
     return [

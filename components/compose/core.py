@@ -39,8 +39,7 @@ from components.snapshot import DEFAULT_TABLE, read_snapshot
 from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import DataConfig
-from tagifai.data import map_tags
-from tagifai.drift import model_texts
+from tagifai.data import map_tags, model_texts
 from tagifai.evaluate import SLICES
 
 COLUMNS = ("id", "created_on", "title", "description", "tag")

@@ -10,7 +10,7 @@ Steps:
 3. run the drift tests of `tagifai.drift` (text length, labels, confidence on held-out
    reference rows vs. new rows);
 4. score the champion and the previous version on the newly labeled rows (live F1);
-5. `tagifai.drift.decide`: ``continue`` | ``improve`` | ``inspect`` | ``rollback``.
+5. `tagifai.decision.decide`: ``continue`` | ``improve`` | ``inspect`` | ``rollback``.
 
 No champion: ``improve`` (nothing to monitor yet; a first model must be trained).
 Nothing here writes to the registry.
@@ -32,19 +32,9 @@ from components.reference import heldout_rows, locate_reference
 from components.registry import previous_version, version_info
 from components.snapshot import DEFAULT_TABLE, read_snapshot
 from tagifai import tracking
-from tagifai.drift import (
-    CONTINUE,
-    IMPROVE,
-    DriftPolicy,
-    DriftReport,
-    LiveF1,
-    decide,
-    drift_report,
-    live_f1,
-    max_probability,
-    model_texts,
-    word_counts,
-)
+from tagifai.data import model_texts
+from tagifai.decision import CONTINUE, IMPROVE, LiveF1, decide, live_f1
+from tagifai.drift import DriftPolicy, DriftReport, drift_report, finite, max_probability, word_counts
 from tagifai.predict import load
 
 # Scoring more rows than this adds nothing to a KS test or an F1 but costs time.
@@ -79,14 +69,13 @@ class Monitoring:
 
     def to_dict(self) -> dict[str, Any]:
         """The details that go into artifact metadata (JSON-safe)."""
-        from tagifai.drift import _finite
 
         def lf(x: LiveF1 | None) -> dict[str, Any] | None:
             if x is None:
                 return None
             return {"version": x.version, "f1": x.f1, "baseline": x.baseline, "drop": x.drop, "rows": x.rows}
 
-        return _finite(
+        return finite(
             {
                 "decision": self.decision,
                 "reasons": list(self.reasons),

@@ -9,29 +9,21 @@ import pandas as pd
 import pytest
 
 from tagifai.config import TrainParams
-from tagifai.data import LabelEncoder, prepare, split
+from tagifai.data import LabelEncoder, model_texts, prepare, split
 from tagifai.datasets import generate_sample
+from tagifai.decision import CONTINUE, IMPROVE, INSPECT, ROLLBACK, LiveF1, align_labels, decide, live_f1
 from tagifai.drift import (
     CONFIDENCE,
-    CONTINUE,
-    IMPROVE,
-    INSPECT,
     LABEL,
     RARE,
-    ROLLBACK,
     TEXT_LENGTH,
     DriftPolicy,
     DriftReport,
     DriftTest,
-    LiveF1,
-    align_labels,
     confidence_drift,
-    decide,
     drift_report,
     label_drift,
-    live_f1,
     max_probability,
-    model_texts,
     text_length_drift,
     word_counts,
 )

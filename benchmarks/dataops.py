@@ -153,7 +153,8 @@ def _task_input(cmdline: list[str]) -> str:
 
 def ensure_source(work: Path, rows: int) -> tuple[Path, float | None]:
     """The sample folder for `rows`, generated once (bounded memory, chunk by chunk)."""
-    from tagifai.datasets import SOURCE_FILES, write_sample
+    from tagifai.sample import write_sample
+    from tagifai.sources import SOURCE_FILES
 
     folder = work / "sources" / f"sample-{rows}-seed0"
     if all((folder / f).is_file() for f in SOURCE_FILES):

@@ -132,13 +132,13 @@ def quality(args: argparse.Namespace) -> bool:
 def cost_one(source: str, rows: int, family: str, epochs: int) -> dict[str, Any]:
     """Train and predict once in this process; the figures, with this process's peak RSS."""
 
-    from tagifai import data, datasets
+    from tagifai import data, sample
     from tagifai.config import TrainParams
     from tagifai.embeddings import EmbeddingCache, SentenceEncoder
     from tagifai.train import train
 
     if rows:
-        projects, tags = datasets.generate_sample(rows)
+        projects, tags = sample.generate_sample(rows)
         df = data.prepare(projects.merge(tags, on="id"))
     else:
         df = load_lesson(source)

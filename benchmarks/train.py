@@ -20,12 +20,12 @@ def one(source: str, rows: int, epochs: int | None) -> dict:
     """Train once in this process; returns the figures."""
     import pandas as pd
 
-    from tagifai import data, datasets, evaluate, train
+    from tagifai import data, evaluate, sample, train
     from tagifai.config import TrainParams
 
     t0 = time.perf_counter()
     if rows:
-        projects, tags = datasets.generate_sample(rows)
+        projects, tags = sample.generate_sample(rows)
     else:
         projects = pd.read_csv(Path(source) / "projects.csv")
         tags = pd.read_csv(Path(source) / "tags.csv")

@@ -31,8 +31,8 @@ from components.warehouse import RAW_SCHEMA, duckdb_connect
 from tagifai import tracking
 from tagifai.config import DataConfig, TrainParams
 from tagifai.data import map_tags, prepare, split
-from tagifai.datasets import generate_sample
 from tagifai.evaluate import short_text
+from tagifai.sample import generate_sample
 
 COLUMNS = ["id", "created_on", "title", "description", "tag"]
 

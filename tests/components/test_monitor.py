@@ -38,7 +38,7 @@ from components.train.core import train_and_register
 from components.warehouse import RAW_SCHEMA, WarehouseError, duckdb_connect
 from tagifai import tracking
 from tagifai.config import TrainParams
-from tagifai.datasets import generate_sample
+from tagifai.sample import generate_sample
 
 PARAMS = TrainParams(analyzer="word", ngram_max_range=2, num_epochs=10)
 COLUMNS = ["id", "created_on", "title", "description", "tag"]

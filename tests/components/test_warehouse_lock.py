@@ -24,7 +24,7 @@ from components import warehouse_lock
 from components.airbyte_sync.embedded import load_stream
 from components.versions import table_version
 from components.warehouse import WarehouseError, duckdb_connect
-from tagifai.datasets import write_sample
+from tagifai.sample import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tagifai.datasets import write_sample
+from tagifai.sample import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

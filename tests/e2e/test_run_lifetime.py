@@ -29,7 +29,7 @@ import pytest
 
 from components import warehouse_lock
 from pipelines import guard, lifetime
-from tagifai.datasets import write_sample
+from tagifai.sample import write_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

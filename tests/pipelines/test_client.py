@@ -963,7 +963,7 @@ def test_watch_on_a_kfp_host_submits_once_per_change_and_again_for_a_source_that
 ) -> None:
     """``watch --host`` against the stand-in: A, A, B, A submits A, B, A (named by version)."""
     from pipelines import watch
-    from tagifai.datasets import write_sample
+    from tagifai.sample import write_sample
 
     source, state = tmp_path / "source", tmp_path / "state.json"
     argv = ["--source", str(source), "--host", stub.url, "--package", str(package), "--pipeline", "dataops"]

@@ -336,7 +336,8 @@ def test_local_overlays_use_standard_storage_local_images_and_seed_the_sample(ov
 
 def test_seed_job_runs_the_sample_generator_it_names() -> None:
     # The Job's inline script imports these; a rename in tagifai must fail here, not on a cluster.
-    from tagifai.datasets import SOURCE_FILES, write_sample
+    from tagifai.sample import write_sample
+    from tagifai.sources import SOURCE_FILES
 
     [container] = containers(find(rendered("overlays/kind"), "Job", "kfp-mlops-seed-sample"))
     script = container["command"][-1]

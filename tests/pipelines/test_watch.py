@@ -33,7 +33,7 @@ from pipelines.watch_starters import (
     WatchError,
 )
 from pipelines.watch_state import State, state_lock
-from tagifai.datasets import write_sample
+from tagifai.sample import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,20 +8,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tagifai import datasets
+from tagifai import datasets, sample
 
 
 def test_sample_is_deterministic_and_independent_of_batching() -> None:
-    p1, t1 = datasets.generate_sample(500, seed=7)
-    p2, t2 = datasets.generate_sample(500, seed=7)
+    p1, t1 = sample.generate_sample(500, seed=7)
+    p2, t2 = sample.generate_sample(500, seed=7)
     pd.testing.assert_frame_equal(p1, p2)
     pd.testing.assert_frame_equal(t1, t2)
-    p3, _ = datasets.generate_sample(500, seed=8)
+    p3, _ = sample.generate_sample(500, seed=8)
     assert not p1["title"].equals(p3["title"])
 
 
 def test_sample_schema_uniqueness_and_dates() -> None:
-    projects, tags = datasets.generate_sample(3000)
+    projects, tags = sample.generate_sample(3000)
     assert list(projects.columns) == ["id", "created_on", "title", "description"]
     assert list(tags.columns) == ["id", "tag"]
     assert projects["id"].is_unique and projects["id"].tolist() == tags["id"].tolist()
@@ -31,20 +31,20 @@ def test_sample_schema_uniqueness_and_dates() -> None:
 
 
 def test_sample_class_mix_matches_the_lesson() -> None:
-    _, tags = datasets.generate_sample(20_000)
+    _, tags = sample.generate_sample(20_000)
     share = tags["tag"].value_counts(normalize=True)
-    for tag, expected in datasets.CLASS_MIX.items():
+    for tag, expected in sample.CLASS_MIX.items():
         assert share[tag] == pytest.approx(expected, abs=0.015), tag
 
 
 def test_write_sample_streams_chunks_to_csv(tmp_path) -> None:
     seen = []
-    out = datasets.write_sample(
-        tmp_path / "s", rows=datasets.SAMPLE_CHUNK + 10, progress=lambda d, n: seen.append(d)
+    out = sample.write_sample(
+        tmp_path / "s", rows=sample.SAMPLE_CHUNK + 10, progress=lambda d, n: seen.append(d)
     )
-    assert seen == [datasets.SAMPLE_CHUNK, datasets.SAMPLE_CHUNK + 10]
+    assert seen == [sample.SAMPLE_CHUNK, sample.SAMPLE_CHUNK + 10]
     projects = pd.read_csv(out / "projects.csv")
-    assert len(projects) == datasets.SAMPLE_CHUNK + 10 and projects["id"].is_unique
+    assert len(projects) == sample.SAMPLE_CHUNK + 10 and projects["id"].is_unique
 
 
 def test_resolve_source_sample_folder_and_errors(tmp_path, madewithml_dir) -> None:

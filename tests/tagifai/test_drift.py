@@ -10,7 +10,6 @@ import pytest
 
 from tagifai.config import TrainParams
 from tagifai.data import LabelEncoder, model_texts, prepare, split
-from tagifai.datasets import generate_sample
 from tagifai.decision import CONTINUE, IMPROVE, INSPECT, ROLLBACK, LiveF1, align_labels, decide, live_f1
 from tagifai.drift import (
     CONFIDENCE,
@@ -27,6 +26,7 @@ from tagifai.drift import (
     text_length_drift,
     word_counts,
 )
+from tagifai.sample import generate_sample
 from tagifai.train import train
 
 POLICY = DriftPolicy()

@@ -8,7 +8,7 @@ The body time of a task is read from the KFP executor's own log lines inside the
 wall time is the orchestrator's: process or container start, interpreter and kfp import,
 argument and output plumbing, and the process's exit (components.executor skips the
 interpreter teardown). Locally, tasks fork from a fork server that imports the heavy
-libraries once (pipelines/warm.py): that start is timed on its own and is part of the total.
+libraries once (pipelines/local/warm.py): that start is timed on its own and is part of the total.
 
 Each order given to ``--order`` (default: both) runs the whole of it on fresh stores: Argo's
 (each task as soon as its own upstreams succeeded) and one task at a time; the wall time
@@ -58,15 +58,15 @@ def main() -> int:
     args = ap.parse_args()
 
     from pipelines import local, registry
-    from pipelines.arguments import local_arguments
+    from pipelines.cli.run import _mounts
+    from pipelines.local.arguments import local_arguments
     from pipelines.platform import without_retries
-    from pipelines.run_cli import _mounts
     from pipelines.settings import LocalSettings
 
     runner = "docker" if args.docker else "subprocess"
     startup = None
     if runner == "subprocess":
-        from pipelines import warm
+        from pipelines.local import warm
 
         if warm.enabled():
             # What `python -m pipelines run all` does first: one fork server for both

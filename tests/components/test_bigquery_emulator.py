@@ -37,7 +37,7 @@ from components.warehouse import (
     parse_uri,
     read_table,
 )
-from pipelines.watch import WarehouseProbe
+from pipelines.triggers.watch import WarehouseProbe
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -267,8 +267,8 @@ def test_the_runner_role_lets_the_driver_read_its_workflow_for_the_scheduled_tim
     # The KFP 2.17 driver runs as the run's service account and reads the run's Workflow
     # (backend/src/v2/cmd/driver/main.go, getCurrentWorkflowMetadata) for a recurring run's
     # scheduled time; refused, it silently uses the creation time instead.
-    from pipelines import client as kfp_client
     from pipelines.__main__ import build_parser
+    from pipelines.clients import kfp as kfp_client
 
     docs = rendered(f"overlays/{overlay}")
     role = find(docs, "Role", "kfp-mlops-runner")

@@ -6,9 +6,9 @@ its running containers behind, writing to the mounted stores. While
 :func:`ended_with_run` is open:
 
 - every container of the run carries the label ``kfp-mlops.run=<run id>``;
-- an interrupted run (:func:`pipelines.lifetime.stop_all`) kills them at once, and a task
+- an interrupted run (:func:`pipelines.local.lifetime.stop_all`) kills them at once, and a task
   that would start after that does not;
-- a small watcher process (``python -m pipelines.containers``, the *reaper*) kills them when
+- a small watcher process (``python -m pipelines.local.containers``, the *reaper*) kills them when
   the run's process ends without saying goodbye (SIGKILL, a crash): it checks every
   ``POLL_S`` seconds whether its parent is still there. A run that ends normally tells it
   to leave (SIGUSR1); by then its containers have ended and been removed.
@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from pipelines import lifetime
+from pipelines.local import lifetime
 
 LABEL = "kfp-mlops.run"
 POLL_S = 0.2
@@ -68,7 +68,7 @@ def ended_with_run() -> Iterator[None]:
             return int(original(client=client, image=image, command=command, volumes=volumes, **args))
 
     reaper = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.containers", "--parent", str(os.getpid()), run_id],
+        [sys.executable, "-m", "pipelines.local.containers", "--parent", str(os.getpid()), run_id],
         stdin=subprocess.DEVNULL,
     )
     handler.run_docker_container = run
@@ -105,10 +105,12 @@ def reap(parent: int, run_id: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipelines.containers --parent PID RUN_ID``"""
+    """``python -m pipelines.local.containers --parent PID RUN_ID``"""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m pipelines.containers", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.local.containers", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--parent", type=int, required=True, help="the run's process")
     p.add_argument("run_id", help=f"value of the {LABEL} label of the run's containers")
     args = p.parse_args(argv)

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (a source checkout)
 HEALTHZ = "/apis/v2beta1/healthz"
 
 # Final run states of the v2beta1 API. PAUSED and CANCELING are not final.

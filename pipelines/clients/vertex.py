@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines import client as kfp_client
+from pipelines.clients import kfp as kfp_client
 from pipelines.vertex import VertexSettings
 
 PIPELINE_ROOT_ENV = "KFP_MLOPS_VERTEX_PIPELINE_ROOT"

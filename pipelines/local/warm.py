@@ -18,14 +18,14 @@ A command that is not kfp's lightweight-component script (a pip install in it, a
 shape) is run as a subprocess, as kfp.local would, and the task log says so.
 ``KFP_MLOPS_WARM=0`` turns warm starts off.
 
-Every task process ends with the run (:mod:`pipelines.guard`), however the run ends: a
+Every task process ends with the run (:mod:`pipelines.local.guard`), however the run ends: a
 forked task asks the kernel for SIGKILL when the fork server ends, and the fork server,
 once its client is gone, kills everything below it and leaves without its slow teardown
-(:mod:`pipelines.warm_server`). A task started as a subprocess (warm starts off, or a
-command this cannot fork) runs under the guard (:mod:`pipelines.guard`), which
+(:mod:`pipelines.local.warm_server`). A task started as a subprocess (warm starts off, or a
+command this cannot fork) runs under the guard (:mod:`pipelines.local.guard`), which
 ends the task's process tree when the run ends. Each task also ends what it started itself
 when it ends (it adopts its orphans), and a run that is interrupted ends its running tasks
-(:func:`pipelines.lifetime.stop_all`).
+(:func:`pipelines.local.lifetime.stop_all`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from components import executor
-from pipelines import guard, lifetime
+from pipelines.local import guard, lifetime
 
 ENV_SWITCH = "KFP_MLOPS_WARM"
 # Imported once by the fork server (by what the pipelines' steps import); a module that fails
@@ -111,7 +111,7 @@ def parse_command(full_command: Sequence[str]) -> tuple[str, list[str]] | None:
 
 
 # The fork server's own module comes first: it is in place before the heavy imports.
-SERVER_MODULE = "pipelines.warm_server"
+SERVER_MODULE = "pipelines.local.warm_server"
 # The pid the fork server ends with (set only while the main thread starts it).
 PARENT_ENV = "KFP_MLOPS_WARM_PARENT"
 

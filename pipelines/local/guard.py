@@ -1,8 +1,8 @@
 """Process trees that end with the process that started them, and the guard program.
 
 A local run is a tree of processes: ``python -m pipelines run`` (the CLI), the warm fork
-server (:mod:`pipelines.warm`) and the tasks forked from it, or, with warm starts off, one
-``sh`` + Python per task; a watcher (:mod:`pipelines.watch`) adds itself on top. When a
+server (:mod:`pipelines.local.warm`) and the tasks forked from it, or, with warm starts off, one
+``sh`` + Python per task; a watcher (:mod:`pipelines.triggers.watch`) adds itself on top. When a
 process of that tree is killed — SIGKILL leaves it no say — what it started must not keep
 running: a task that outlives its run keeps its turn at the DuckDB warehouse and writes
 on behalf of a run that no longer exists. Linux gives each process two means for that:
@@ -20,7 +20,7 @@ Run as a program, this is the **guard**: it starts a command, and ends the comma
 process tree when its own parent ends, when it gets SIGTERM / SIGHUP, and when the command
 ends (whatever the command left running)::
 
-    python -m pipelines.guard [--parent PID] [--grace S] [--status FILE] -- COMMAND [ARG ...]
+    python -m pipelines.local.guard [--parent PID] [--grace S] [--status FILE] -- COMMAND [ARG ...]
 
 ``--parent``: end the tree when that process (the guard's parent) ends; a guard whose
 parent has already ended starts nothing. ``--grace``: on a stop, the command gets SIGTERM
@@ -35,7 +35,7 @@ has. The guard exits with the command's exit code, or 128 + the signal that ende
 
 One guard starts per task when warm starts are off, so the module imports only ``os``,
 ``signal``, ``sys`` and ``time`` (``ctypes`` and ``json`` when needed) and runs without the
-site packages (``python -S``, :func:`pipelines.lifetime.guard_command`): about 10 ms.
+site packages (``python -S``, :func:`pipelines.local.lifetime.guard_command`): about 10 ms.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ PR_SET_CHILD_SUBREAPER = 36
 
 # How long one pass of ending a tree waits for its processes to be gone.
 END_WAIT_S = 5.0
-USAGE = "usage: python -m pipelines.guard [--parent PID] [--grace S] [--status FILE] -- COMMAND [ARG ...]"
+USAGE = (
+    "usage: python -m pipelines.local.guard [--parent PID] [--grace S] [--status FILE] -- COMMAND [ARG ...]"
+)
 
 
 def _prctl(option: int, value: int) -> bool:

@@ -1,4 +1,4 @@
-"""What the watcher (:mod:`pipelines.watch`) watches: the *data version* of a source folder
+"""What the watcher (:mod:`pipelines.triggers.watch`) watches: the *data version* of a source folder
 (``projects.csv`` + ``tags.csv``) or of the published warehouse table — row count, latest
 ``created_on`` and a content hash, whose ``key`` identifies it. The same content gives the
 same key whenever it is seen, so a source that goes back to an earlier content has that

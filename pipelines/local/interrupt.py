@@ -1,7 +1,7 @@
 """Stopping a local run: Ctrl-C (SIGINT) or SIGTERM on ``python -m pipelines run``.
 
 While :func:`interruptible` is open, the first SIGINT or SIGTERM ends every running task
-process at once (:func:`pipelines.lifetime.stop_all`: a task that starts after it is ended
+process at once (:func:`pipelines.local.lifetime.stop_all`: a task that starts after it is ended
 too) and raises :class:`RunInterrupted` in the main thread, which unwinds the run: the
 stores folder is released and the run's temporary folders are removed on the way out. A
 second signal while that happens only ends tasks again. The command then prints what
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from pipelines import lifetime
+from pipelines.local import lifetime
 
 # The tasks that change what other runs and readers see, per pipeline, and what they change.
 PUBLISHING: dict[str, tuple[tuple[str, ...], str]] = {

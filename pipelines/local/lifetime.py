@@ -1,7 +1,7 @@
 """The task processes of a local run, and the runs a watcher starts: tracked, stopped, guarded.
 
 The process-tree mechanics (the kernel's parent-death signal, adopting orphans, ending a
-tree) and the guard program are in :mod:`pipelines.guard`. Here:
+tree) and the guard program are in :mod:`pipelines.local.guard`. Here:
 
 - the registry of the task processes running in this process (:func:`tracked`), which an
   interrupted run ends at once (:func:`stop_all`), refusing any task that would start after;
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines import guard
+from pipelines.local import guard
 
 GUARD_PROGRAM = Path(guard.__file__).resolve()
 
@@ -93,7 +93,7 @@ def guard_command(
     status: str | Path | None = None,
     python: str = sys.executable,
 ) -> list[str]:
-    """The argv that runs `command` under the guard (:mod:`pipelines.guard`).
+    """The argv that runs `command` under the guard (:mod:`pipelines.local.guard`).
 
     The guard runs as a file without the site packages (``-S -E``): it needs only the
     standard library, and starts in about a quarter of the time.
@@ -109,7 +109,7 @@ def guard_command(
 
 
 def read_status(path: str | Path) -> dict[str, Any] | None:
-    """The guard's status file (see :mod:`pipelines.guard`), or None when there is none."""
+    """The guard's status file (see :mod:`pipelines.local.guard`), or None when there is none."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipelines import client as kfp_client
 from pipelines import registry
+from pipelines.clients import kfp as kfp_client
 
 SCHEDULE_ACTIONS = ("create", "list", "enable", "disable", "delete")
 
@@ -119,7 +119,8 @@ def _submit_vertex(args: argparse.Namespace) -> int:
     """``submit --target vertex``: the Vertex build, started through google-cloud-aiplatform."""
     import os
 
-    from pipelines import vertex, vertex_client
+    from pipelines import vertex
+    from pipelines.clients import vertex as vertex_client
 
     try:
         settings = vertex.settings_from_args(args)

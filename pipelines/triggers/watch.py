@@ -5,9 +5,9 @@
         [--state PATH] [--stores DIR] [--settle 5] [--grace 30]
 
 Every ``--interval`` seconds the watcher computes the *data version* of what it watches
-(:mod:`pipelines.watch_probes`: a source folder, or the published warehouse table) and
+(:mod:`pipelines.triggers.probes`: a source folder, or the published warehouse table) and
 compares it with the version **the last run it started successfully** was for — the one that
-run published. When they differ, it starts a run (:mod:`pipelines.watch_starters`):
+run published. When they differ, it starts a run (:mod:`pipelines.triggers.starters`):
 ``--local`` runs ``python -m pipelines run`` here (the default), ``--host`` submits the
 compiled pipeline to Kubeflow Pipelines, ``--exec`` runs any command. A source that goes
 A -> B -> A is published A, then B, then A again.
@@ -26,7 +26,7 @@ A local run never outlives the watcher and is never run twice at once:
 
 - the run's process tree ends with the watcher, however the watcher ends (SIGKILL too): the
   run's guard gets SIGTERM from the kernel, the run stops its tasks and releases its stores,
-  and after ``--grace`` seconds whatever is left is killed (:mod:`pipelines.guard`);
+  and after ``--grace`` seconds whatever is left is killed (:mod:`pipelines.local.guard`);
 - a restarted watcher first settles every run left ``running``: from its guard's report
   when it ended, else it waits for the run's processes to be gone (re-attaching to it,
   stopping it on shutdown) — and only then decides whether to start one;
@@ -54,9 +54,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.lifetime import read_status
-from pipelines.watch_probes import DEFAULT_SETTLE_S, DataVersion, Probe, SourceProbe, WarehouseProbe
-from pipelines.watch_starters import (
+from pipelines.local.lifetime import read_status
+from pipelines.triggers.probes import DEFAULT_SETTLE_S, DataVersion, Probe, SourceProbe, WarehouseProbe
+from pipelines.triggers.starters import (
     DEFAULT_GRACE_S,
     FAILED,
     INTERRUPTED,
@@ -69,7 +69,7 @@ from pipelines.watch_starters import (
     follow,
     outcome,
 )
-from pipelines.watch_state import FAILED_BEFORE, PUBLISHED, STATE_FILE, State, now, state_lock
+from pipelines.triggers.state import FAILED_BEFORE, PUBLISHED, STATE_FILE, State, now, state_lock
 
 MIN_INTERVAL_S = 5.0
 MAX_INTERVAL_S = 24 * 3600.0
@@ -330,7 +330,7 @@ DESCRIPTION = (
 
 def add_watch_command(subparsers: Any) -> None:
     """Register ``watch`` on a subparsers object (``python -m pipelines watch``)."""
-    from pipelines.cluster_cli import _connection_options
+    from pipelines.cli.cluster import _connection_options
 
     p = subparsers.add_parser(
         "watch",
@@ -343,10 +343,10 @@ def add_watch_command(subparsers: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.cluster_cli import _connection_options
+    from pipelines.cli.cluster import _connection_options
 
     p = argparse.ArgumentParser(
-        prog="python -m pipelines.watch", parents=[_connection_options()], description=DESCRIPTION
+        prog="python -m pipelines.triggers.watch", parents=[_connection_options()], description=DESCRIPTION
     )
     _add_arguments(p)
     return p
@@ -362,7 +362,7 @@ def _probe(args: argparse.Namespace) -> Probe:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from pipelines import client as kfp_client
+    from pipelines.clients import kfp as kfp_client
     from pipelines.settings import LocalSettings
 
     try:
@@ -390,7 +390,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
                     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kfp-mlops-watch-"))
                     package = str(compile_all(Path(tmp), [pipeline])[0])
-                from pipelines.cluster_cli import parse_params
+                from pipelines.cli.cluster import parse_params
 
                 starter = KfpStarter(conn, pipeline, package, parse_params(args.param), args.experiment)
             else:

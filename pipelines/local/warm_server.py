@@ -1,4 +1,4 @@
-"""What the warm fork server (:mod:`pipelines.warm`) does besides CPython's own server loop.
+"""What the warm fork server (:mod:`pipelines.local.warm`) does besides CPython's own server loop.
 
 Imported in the fork server only, as the first of its preloaded modules, before the heavy
 imports. The server is CPython's ``multiprocessing.forkserver``: it serves until its
@@ -12,13 +12,13 @@ ends, however it ends — and then leaves through a normal interpreter exit. Her
   milliseconds, but before that teardown). Each task closes its copy of that pipe
   (multiprocessing hands one to every child), so the run's end is seen while tasks run;
 - started from the run's main thread, it also asks the kernel for SIGTERM when the run
-  ends (``KFP_MLOPS_WARM_PARENT``, :func:`pipelines.guard.die_with_parent`), which
+  ends (``KFP_MLOPS_WARM_PARENT``, :func:`pipelines.local.guard.die_with_parent`), which
   reaches it even while it is still importing, and leaves the same way;
 - it ignores SIGINT: a Ctrl-C in the terminal reaches the whole process group, and the
-  run itself stops its tasks (:mod:`pipelines.interrupt`); a traceback from the server's
+  run itself stops its tasks (:mod:`pipelines.local.interrupt`); a traceback from the server's
   imports would only clutter the terminal.
 
-Each task forked from it asks for SIGKILL when the server ends (:func:`pipelines.warm._child`),
+Each task forked from it asks for SIGKILL when the server ends (:func:`pipelines.local.warm._child`),
 so a server that is itself SIGKILLed takes its tasks along too.
 """
 
@@ -29,8 +29,8 @@ import os
 import signal
 from typing import Any
 
-from pipelines import guard
-from pipelines.warm import PARENT_ENV
+from pipelines.local import guard
+from pipelines.local.warm import PARENT_ENV
 
 _SERVER = os.getpid()
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from components.cutoff import AS_OF, CutoffError, iso, parse_instant
-from pipelines import client as kfp_client
 from pipelines import registry
+from pipelines.clients import kfp as kfp_client
 
 DEFAULT_MAX_RUNS = 100
 
@@ -174,7 +174,7 @@ _KEEP = ("status", "seconds", "decision", "model_version", "test_f1", "gate", "c
 
 
 def _load_state(path: Path) -> dict[str, Any]:
-    from pipelines.files import read_state
+    from pipelines.triggers.files import read_state
 
     try:
         data = read_state(path, "backfill", STATE_FORMAT, "done", dict)
@@ -191,10 +191,10 @@ def backfill_local(
     Instants that succeeded before (``<stores>/backfill-state.json``) are skipped unless
     ``args.rerun``, so a stopped backfill resumes where it stopped.
     """
-    from pipelines.files import write_json_atomic
-    from pipelines.run_cli import RunProblem, parse_params, run_local
+    from pipelines.cli.run import RunProblem, parse_params, run_local
+    from pipelines.local.summary import json_summary
     from pipelines.settings import LocalSettings
-    from pipelines.summary import json_summary
+    from pipelines.triggers.files import write_json_atomic
 
     params = parse_params(args.param)
     _check_params(pipeline, set(registry.load(pipeline).component_spec.inputs or {}), params)
@@ -256,7 +256,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             )
         points = instants(args.start, args.end, args.every, args.max_runs)
         if args.host:
-            from pipelines.cluster_cli import _connection, _single_package, parse_params
+            from pipelines.cli.cluster import _connection, _single_package, parse_params
 
             if args.runner != "subprocess":
                 raise BackfillError("--docker runs on this machine; drop it to backfill on --host")
@@ -291,8 +291,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def add_backfill_command(subparsers: Any) -> None:
     """Register ``backfill`` on a subparsers object (``python -m pipelines backfill``)."""
-    from pipelines.cluster_cli import _connection_options, _run_options
-    from pipelines.run_cli import add_local_options
+    from pipelines.cli.cluster import _connection_options, _run_options
+    from pipelines.cli.run import add_local_options
 
     p = subparsers.add_parser(
         "backfill",

@@ -173,7 +173,7 @@ def prepare(
         RunProblem: An unknown or out-of-range parameter, or a bad flag; the message names it.
     """
     from pipelines import params
-    from pipelines.arguments import local_arguments
+    from pipelines.local.arguments import local_arguments
     from pipelines.platform import without_retries
 
     known = {k for n in names for k in (registry.load(n).component_spec.inputs or {})}
@@ -209,8 +209,9 @@ def run_local(
         RunProblem: Bad input; nothing ran (or, for a missing Docker engine, nothing more).
         StoresBusy: Another run holds the stores folder.
     """
-    from pipelines import local, scheduler
-    from pipelines.arguments import resolve_source_argument
+    from pipelines import local
+    from pipelines.local import scheduler
+    from pipelines.local.arguments import resolve_source_argument
     from pipelines.settings import LocalSettings
 
     settings = LocalSettings.from_env(args.stores)
@@ -219,7 +220,7 @@ def run_local(
     results = []
     with stores_turn(settings, names, getattr(args, "if_busy", "wait")):
         if args.runner == "subprocess":
-            from pipelines import warm
+            from pipelines.local import warm
 
             if warm.enabled():
                 warm.start(names)  # one fork server for every pipeline of this command
@@ -264,8 +265,9 @@ def run_local(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines import interrupt, local
-    from pipelines.summary import human_summary, json_summary
+    from pipelines import local
+    from pipelines.local import interrupt
+    from pipelines.local.summary import human_summary, json_summary
 
     names = ["dataops", "mlops"] if args.pipeline == "all" else [args.pipeline]
     # Progress goes to stderr when stdout carries the JSON summary.

@@ -1,4 +1,4 @@
-"""The watcher's state file (:mod:`pipelines.watch`): every run it started, with its data
+"""The watcher's state file (:mod:`pipelines.triggers.watch`): every run it started, with its data
 version and status, and the version the last successful run published.
 
 Statuses: ``running`` (a local run, recorded before it starts, with the file its guard
@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.watch_probes import DataVersion
-from pipelines.watch_starters import FAILED, RUNNING, STARTED, SUCCEEDED, Started, WatchError
+from pipelines.triggers.probes import DataVersion
+from pipelines.triggers.starters import FAILED, RUNNING, STARTED, SUCCEEDED, Started, WatchError
 
 STATE_FORMAT = 1
 STATE_FILE = "watch-state.json"
@@ -41,7 +41,7 @@ class State:
 
     @classmethod
     def load(cls, path: Path, watching: str) -> State:
-        from pipelines.files import read_state
+        from pipelines.triggers.files import read_state
 
         try:
             data = read_state(path, "watch", STATE_FORMAT, "runs", list)
@@ -106,7 +106,7 @@ class State:
         self.data["runs"] = [r for r in self.data["runs"] if r is not entry]
 
     def save(self) -> None:
-        from pipelines.files import write_json_atomic
+        from pipelines.triggers.files import write_json_atomic
 
         write_json_atomic(self.path, self.data)
 

@@ -350,13 +350,13 @@ def run(
 ) -> RunResult:
     """Run `pipeline_func` with `arguments` locally; never raises for a failed task.
 
-    Tasks start in Argo's order (:mod:`pipelines.scheduler`: each as soon as its own
+    Tasks start in Argo's order (:mod:`pipelines.local.scheduler`: each as soon as its own
     upstream tasks succeeded), unless `sequential` (default: ``KFP_MLOPS_SEQUENTIAL``) keeps
     kfp.local's one-at-a-time order.
     """
     from kfp import local
 
-    from pipelines import scheduler
+    from pipelines.local import scheduler
 
     if sequential is None:
         sequential = scheduler.sequential()
@@ -377,12 +377,12 @@ def run(
     run_home = new_run_folder(runs_root, name)
     starts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if runner == "docker":
-        from pipelines import containers
+        from pipelines.local import containers
 
         kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
         starts = containers.ended_with_run()  # labelled, stopped on an interrupt, reaped
     else:
-        from pipelines import warm
+        from pipelines.local import warm
 
         kfp_runner = local.SubprocessRunner(use_venv=False)
         starts = warm.warm_starts()

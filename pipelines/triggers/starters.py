@@ -1,4 +1,4 @@
-"""How the watcher (:mod:`pipelines.watch`) starts a run for a data version, and follows it.
+"""How the watcher (:mod:`pipelines.triggers.watch`) starts a run for a data version, and follows it.
 
 - :class:`KfpStarter` submits the compiled pipeline to Kubeflow Pipelines: the run goes on
   there, and the watcher only knows that it was submitted (``started``).
@@ -6,7 +6,7 @@
   pipelines run``) run it here and wait for it: ``succeeded``, ``failed`` or ``interrupted``.
 
 A run started here is a process tree that ends with the watcher: its command runs under the
-guard (:mod:`pipelines.guard`), in a session of its own (a terminal's Ctrl-C reaches the
+guard (:mod:`pipelines.local.guard`), in a session of its own (a terminal's Ctrl-C reaches the
 watcher, not the run), and the guard asks the kernel for SIGTERM when the watcher ends —
 SIGKILL included. The guard then gives the command ``grace_s`` seconds (``python -m
 pipelines run`` stops its tasks and releases its stores on SIGTERM) before it kills the
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines import lifetime
-from pipelines.watch_probes import DataVersion
+from pipelines.local import lifetime
+from pipelines.triggers.probes import DataVersion
 
 STARTED, SUCCEEDED, FAILED, INTERRUPTED = "started", "succeeded", "failed", "interrupted"
 # A local run in progress (in the state file while it runs; a restart finds out how it ended).
@@ -229,7 +229,7 @@ class KfpStarter:
         experiment: str | None = None,
         submit: Callable[..., Any] | None = None,
     ):
-        from pipelines import client as kfp_client
+        from pipelines.clients import kfp as kfp_client
 
         self.conn = conn
         self.pipeline = pipeline

@@ -34,7 +34,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from pipelines.local import runner
+        from pipelines.local import folders, records, runner
 
-        return getattr(runner, name)
+        for module in (records, folders, runner):
+            if hasattr(module, name):
+                return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

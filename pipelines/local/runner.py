@@ -9,164 +9,19 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
 import json
 import os
-import re
-import secrets
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
-# kfp.local logs its own lines (`16:01:51.000 - ERROR - Task ... FAILURE`) after a task's traceback.
-_KFP_LOG_LINE = re.compile(r"\d\d:\d\d:\d\d\.\d+ - [A-Z]+ - ")
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failed|Unavailable|Timeout|Conflict|Exit)\b")
-
-
-@dataclass
-class TaskRecord:
-    name: str
-    status: str = "RUNNING"
-    seconds: float = 0.0
-    log: list[str] = field(default_factory=list, repr=False)
-
-    def error(self) -> str:
-        """The last exception line in the task's log (what the step raised), if any."""
-        lines = [ln.strip() for ln in "".join(self.log).splitlines() if ln.strip()]
-        for i in range(len(lines) - 1, -1, -1):
-            if lines[i].startswith("Traceback"):
-                tail = [ln for ln in lines[i + 1 :] if not ln.startswith(("File ", "^", "~"))]
-                exc = [ln for ln in tail if ":" in ln and not _KFP_LOG_LINE.match(ln)]
-                # Prefer the exception line itself (`pkg.SomeError: message`) over trailing notes.
-                named = [ln for ln in exc if _EXCEPTION_LINE.match(ln)]
-                return named[-1] if named else exc[-1] if exc else tail[-1] if tail else ""
-        return ""
-
-
-@dataclass
-class RunResult:
-    pipeline: str
-    status: str
-    seconds: float
-    tasks: list[TaskRecord]
-    run_dir: str = ""
-    log_file: str = ""
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reports: list[str] = field(default_factory=list)
-    error: str = ""
-    # "argo": each task as soon as its upstreams succeeded; "sequential": kfp.local's order.
-    order: str = "argo"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["tasks"] = [
-            {"name": t.name, "status": t.status, "seconds": round(t.seconds, 3)} for t in self.tasks
-        ]
-        out["seconds"] = round(self.seconds, 3)
-        return out
-
-
-class _TaskStream(io.TextIOBase):
-    """Stands in for sys.stdout during a run: routes what each task thread prints into that
-    task's record and the run log, and echoes it to the terminal when verbose."""
-
-    def __init__(self, log: TextIO, echo: TextIO | None):
-        self.local = threading.local()
-        self.log = log
-        self.echo = echo
-        self.lock = threading.Lock()
-
-    def write(self, s: str) -> int:
-        rec: TaskRecord | None = getattr(self.local, "task", None)
-        with self.lock:
-            if rec is not None:
-                rec.log.append(s)
-            self.log.write(s)
-            if self.echo is not None:
-                self.echo.write(s)
-        return len(s)
-
-    def flush(self) -> None:
-        with self.lock:
-            self.log.flush()
-            if self.echo is not None:
-                self.echo.flush()
-
-
-Progress = Callable[[str, TaskRecord], None]
-
-
-@contextlib.contextmanager
-def _observe_tasks(
-    stream: _TaskStream, records: list[TaskRecord], progress: Progress, names: dict[str, str]
-) -> Iterator[None]:
-    """Wrap kfp.local's per-task executor to time each task and capture its log.
-
-    kfp is pinned (constraints.txt); the hook point is checked by tests/pipelines.
-    """
-    from kfp.local import status as kstatus
-    from kfp.local.orchestrator import task_executor
-
-    original = task_executor.execute_single_task
-
-    def observed(task_name: str, *args: Any, **kwargs: Any) -> Any:
-        rec = TaskRecord(names.get(task_name, task_name))
-        records.append(rec)
-        stream.local.task = rec
-        progress("start", rec)
-        t0 = time.perf_counter()
-        try:
-            outputs, st = original(task_name, *args, **kwargs)
-            rec.status = SUCCEEDED if st == kstatus.Status.SUCCESS else FAILED
-            return outputs, st
-        except BaseException:
-            rec.status = FAILED
-            raise
-        finally:
-            rec.seconds = time.perf_counter() - t0
-            stream.local.task = None
-            progress("end", rec)
-
-    task_executor.execute_single_task = observed
-    try:
-        yield
-    finally:
-        task_executor.execute_single_task = original
-
-
-@contextlib.contextmanager
-def _root_logging(stream: io.TextIOBase) -> Iterator[None]:
-    """Keep a handler on the run's stream on the root logger while the run goes on.
-
-    kfp.local gives the root logger its own handler for each task and puts the previous
-    ones back after it, which is not safe for tasks that overlap: one task's restore can
-    leave the root logger bare while another logs, and logging then sets up a stderr handler
-    of its own, which prints kfp's lines (``ERROR:root:Task ... FAILURE``) on the terminal.
-    """
-    import logging
-
-    from kfp.local.logging_utils import MillisecondFormatter
-
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        MillisecondFormatter(fmt="%(asctime)s - %(levelname)s - %(message)s", datefmt="%H:%M:%S.%f")
-    )
-    root.handlers = [handler]
-    try:
-        yield
-    finally:
-        root.handlers = saved
+from pipelines.local.folders import TMP, new_run_folder
+from pipelines.local.hooks import TaskStream, named_outputs_in_conditions, observe_tasks, root_logging
+from pipelines.local.records import FAILED, SUCCEEDED, Progress, RunResult, TaskRecord
 
 
 def display_names(pipeline_spec: Any) -> dict[str, str]:
@@ -195,38 +50,6 @@ def report_types(pipeline_spec: Any) -> dict[tuple[str, str], str]:
                 if art.artifact_type.schema_title in suffix:
                     out[(task_name, art_name)] = suffix[art.artifact_type.schema_title]
     return out
-
-
-@contextlib.contextmanager
-def _named_outputs_in_conditions() -> Iterator[None]:
-    """Let `dsl.If` conditions read a named output (`task.outputs["decision"]`) locally.
-
-    kfp 2.17's local condition evaluator only resolves a task's single `Output`; a named
-    output (`pipelinechannel--evaluate-decision`) is looked up as a pipeline input, is not
-    found, and the condition is silently false. Clusters are not affected. This resolves
-    such references as task outputs when no pipeline input of that name exists.
-    """
-    from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
-
-    original = ConditionEvaluator.__dict__["_resolve_pipeline_channel"]
-
-    def resolve(channel_ref: str, io_store: Any) -> Any:
-        ref = channel_ref.replace("pipelinechannel--", "")
-        if "-Output" not in ref and "--" not in ref:
-            for key in (ref, channel_ref):
-                with contextlib.suppress(ValueError, KeyError):
-                    return io_store.get_parent_input(key)
-            parts = ref.split("-")
-            for i in range(len(parts) - 1, 0, -1):  # longest task name first: ge-validate-2
-                with contextlib.suppress(ValueError, KeyError):
-                    return io_store.get_task_output("-".join(parts[:i]), "-".join(parts[i:]))
-        return original.__func__(channel_ref, io_store)
-
-    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)
-    try:
-        yield
-    finally:
-        ConditionEvaluator._resolve_pipeline_channel = original
 
 
 def _collect(
@@ -258,53 +81,6 @@ def _collect(
             shutil.copyfile(src, dst)
             reports.append(str(dst))
     return outputs, sorted(reports)
-
-
-TMP = "tmp"
-_OWNER = "owner.json"
-
-
-def new_run_folder(runs_root: Path, pipeline: str) -> Path:
-    """A folder of its own for one run, ``<runs>/<pipeline>-<YYYYmmdd-HHMMSS>-<pid>-<hex>``:
-    runs started in the same second (or by two processes) never share a log or outputs.
-
-    Temp folders that killed runs left behind are removed first (:func:`remove_stale_temp`).
-    """
-    runs_root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp(runs_root)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = runs_root / f"{pipeline}-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
-    folder.mkdir()
-    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-    (folder / _OWNER).write_text(json.dumps(owner))
-    return folder
-
-
-def remove_stale_temp(runs_root: Path) -> list[Path]:
-    """Remove the task temp folders of runs whose process (on this host) is gone."""
-    removed = []
-    for temp in runs_root.glob(f"*/{TMP}"):
-        try:
-            owner = json.loads((temp.parent / _OWNER).read_text())
-        except (OSError, ValueError):
-            continue
-        if owner.get("host") != socket.gethostname() or _alive(int(owner.get("pid", 0))):
-            continue
-        shutil.rmtree(temp, ignore_errors=True)
-        removed.append(temp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def backend_problems(pipeline_func: Any, arguments: dict[str, Any]) -> list[str]:
@@ -406,15 +182,15 @@ def run(
     # can restore each other's swap and leave it in place: put the original back afterwards.
     original_print = builtins.print
     with open(log_path, "w") as log:
-        stream = _TaskStream(log, sys.stdout if verbose else None)
-        observer = _observe_tasks(stream, records, progress or (lambda e, r: None), names)
+        stream = TaskStream(log, sys.stdout if verbose else None)
+        observer = observe_tasks(stream, records, progress or (lambda e, r: None), names)
         order = scheduler.argo_order(enabled=not sequential)
         with (
             observer,
             starts,
             order,
-            _named_outputs_in_conditions(),
-            _root_logging(stream),
+            named_outputs_in_conditions(),
+            root_logging(stream),
             warnings.catch_warnings(),
         ):
             # kfp.local warns that display names and custom images have no local effect: expected here.

@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -69,7 +70,13 @@ def _collect(
             name: [a.get("metadata", {}) for a in art.get("artifacts", [])]
             for name, art in data.get("artifacts", {}).items()
         }
-        outputs[names.get(task, task)] = {"parameters": data.get("parameterValues", {}), "artifacts": arts}
+        # The task's folder is named after its component (``ge-validate-2``): its step.
+        step = re.sub(r"-\d+$", "", task).replace("-", "_")
+        outputs[names.get(task, task)] = {
+            "step": step,
+            "parameters": data.get("parameterValues", {}),
+            "artifacts": arts,
+        }
     reports: list[str] = []
     for (task, art), ext in sorted(kinds.items()):
         for i, src in enumerate(

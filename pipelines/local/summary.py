@@ -8,9 +8,10 @@ from pipelines.local import FAILED, SUCCEEDED, RunResult
 from pipelines.settings import LocalSettings
 
 
-def _param(result: RunResult, task_prefix: str, key: str) -> Any:
-    for task, out in result.outputs.items():
-        if task.startswith(task_prefix) and key in out["parameters"]:
+def _param(result: RunResult, step: str, key: str) -> Any:
+    """Output `key` of the run's `step` task (by its step, never by its display name)."""
+    for out in result.outputs.values():
+        if out.get("step") == step and key in out["parameters"]:
             return out["parameters"][key]
     return None
 
@@ -30,9 +31,9 @@ def json_summary(results: list[RunResult], settings: LocalSettings) -> dict[str,
     }
     for r in results:
         if r.pipeline == "dataops":
-            summary["rows_published"] = _param(r, "publish labeled_projects", "Output")
+            summary["rows_published"] = _param(r, "publish", "rows_published")
         if r.pipeline == "continual":
-            summary["decision"] = _param(r, "monitor drift", "Output")
+            summary["decision"] = _param(r, "monitor", "decision")
         if r.pipeline in ("mlops", "continual") and _param(r, "train", "version") is not None:
             summary["model_version"] = _param(r, "train", "version")
             summary["test_f1"] = _param(r, "train", "test_f1")

@@ -39,7 +39,7 @@ DRIVER = textwrap.dedent(
         time.sleep(300)
 
 
-    wait_long = step_component("train")(_wait_long)
+    wait_long = step_component("wait_long", image="train")(_wait_long)
 
 
     @dsl.pipeline(name="docker-wait")

@@ -49,7 +49,7 @@ def _leave_as_a_step(code: int) -> None:
     sys.exit(code)
 
 
-leave_step = step_component("train")(_leave_as_a_step)  # the command every step runs
+leave_step = step_component("leave_as_a_step", image="train")(_leave_as_a_step)  # the command every step runs
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orders import add_order_option  # noqa: E402 - benchmarks/ is this script's folder
+
 _STAMP = re.compile(
     r"\[KFP Executor (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\]: (Looking for component|Wrote executor output)"
 )
@@ -48,13 +50,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--docker", action="store_true", help="run the steps in their images (DockerRunner)")
-    ap.add_argument(
-        "--order",
-        nargs="+",
-        choices=["argo", "sequential"],
-        default=["argo", "sequential"],
-        help="task order(s) to run in (default: both)",
-    )
+    add_order_option(ap)
     args = ap.parse_args()
 
     from pipelines import local, registry

@@ -10,6 +10,8 @@ import socket
 import time
 from pathlib import Path
 
+from pipelines.local.guard import alive
+
 TMP = "tmp"
 _OWNER = "owner.json"
 
@@ -38,20 +40,10 @@ def remove_stale_temp(runs_root: Path) -> list[Path]:
             owner = json.loads((temp.parent / _OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if owner.get("host") != socket.gethostname() or _alive(int(owner.get("pid", 0))):
+        if owner.get("host") != socket.gethostname() or (
+            int(owner.get("pid", 0)) > 0 and alive(int(owner["pid"]))
+        ):
             continue
         shutil.rmtree(temp, ignore_errors=True)
         removed.append(temp)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from orders import add_order_option
 
 from components.warehouse import MEMORY_LIMIT_ENV, duckdb_settings
 
@@ -343,13 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-10m", action="store_true", help="also run 10,000,000 rows (slow)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cached sources and the stores")
     ap.add_argument("--keep", action="store_true", help="keep each size's stores folder")
-    ap.add_argument(
-        "--order",
-        nargs="+",
-        choices=["argo", "sequential"],
-        default=["argo", "sequential"],
-        help="task order(s) to run each size in (default: both)",
-    )
+    add_order_option(ap)
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys(args.rows + ([10_000_000] if args.with_10m else [])))
     if any(n < 1 for n in sizes):

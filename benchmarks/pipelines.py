@@ -8,7 +8,7 @@ The body time of a task is read from the KFP executor's own log lines inside the
 wall time is the orchestrator's: process or container start, interpreter and kfp import,
 argument and output plumbing, and the process's exit (components.executor skips the
 interpreter teardown). Locally, tasks fork from a fork server that imports the heavy
-libraries once (pipelines/warm.py): that start is timed on its own and is part of the total.
+libraries once (pipelines/local/warm.py): that start is timed on its own and is part of the total.
 
 Each order given to ``--order`` (default: both) runs the whole of it on fresh stores: Argo's
 (each task as soon as its own upstreams succeeded) and one task at a time; the wall time
@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from orders import add_order_option  # noqa: E402 - benchmarks/ is this script's folder
 
 _STAMP = re.compile(
     r"\[KFP Executor (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO\]: (Looking for component|Wrote executor output)"
@@ -48,25 +50,19 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--docker", action="store_true", help="run the steps in their images (DockerRunner)")
-    ap.add_argument(
-        "--order",
-        nargs="+",
-        choices=["argo", "sequential"],
-        default=["argo", "sequential"],
-        help="task order(s) to run in (default: both)",
-    )
+    add_order_option(ap)
     args = ap.parse_args()
 
     from pipelines import local, registry
-    from pipelines.arguments import local_arguments
+    from pipelines.cli.run import _mounts
+    from pipelines.local.arguments import local_arguments
     from pipelines.platform import without_retries
-    from pipelines.run_cli import _mounts
     from pipelines.settings import LocalSettings
 
     runner = "docker" if args.docker else "subprocess"
     startup = None
     if runner == "subprocess":
-        from pipelines import warm
+        from pipelines.local import warm
 
         if warm.enabled():
             # What `python -m pipelines run all` does first: one fork server for both

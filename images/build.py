@@ -1,7 +1,9 @@
 """Build (and optionally push or load into kind) every step image; print size and build time.
 
-    python images/build.py [--no-cache] [--push] [--kind CLUSTER] [--only STEP ...]
+    python images/build.py [--no-cache] [--push] [--kind CLUSTER] [--only IMAGE ...]
 
+Every image is the template ``images/Dockerfile`` built with the build arguments of its
+declaration in ``components/images.py`` (its extra, SDK or task runtime, data projects).
 Images build in a fixed order: the first one builds the layers every image shares (the
 base dependencies and kfp), the rest reuse them from the cache.
 """
@@ -19,17 +21,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.images import STEPS, image, package_version  # noqa: E402
+from components.images import IMAGE_SPECS, image, package_version  # noqa: E402
 
-# The model images carry the sentence encoder (onnxruntime, tokenizers, the int8 model).
-SIZE_GOAL_MB = {"dbt_transform": 900, "train": 750, "optimize": 750}
-DEFAULT_GOAL_MB = 600
+TEMPLATE = ROOT / "images" / "Dockerfile"
 
 
 def build(step: str, no_cache: bool, base_image: str | None) -> dict:
     ref = image(step)
-    cmd = ["docker", "build", "-f", str(ROOT / "images" / step / "Dockerfile"), "-t", ref]
-    cmd += ["--build-arg", f"VERSION={package_version()}"]
+    cmd = ["docker", "build", "-f", str(TEMPLATE), "-t", ref]
+    for key, value in IMAGE_SPECS[step].build_args(package_version()).items():
+        cmd += ["--build-arg", f"{key}={value}"]
     if base_image:
         cmd += ["--build-arg", f"BASE_IMAGE={base_image}"]
     if no_cache:
@@ -61,13 +62,13 @@ def main() -> int:
     ap.add_argument("--no-cache", action="store_true", help="build every layer from scratch")
     ap.add_argument("--push", action="store_true", help="push each image after building it")
     ap.add_argument("--kind", metavar="CLUSTER", help="load each image into this kind cluster")
-    ap.add_argument("--only", nargs="*", choices=STEPS, help="build only these steps")
+    ap.add_argument("--only", nargs="*", choices=list(IMAGE_SPECS), help="build only these images")
     ap.add_argument("--base-image", default=None, help="override BASE_IMAGE (default python:3.11-slim)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
     args = ap.parse_args()
 
     results = []
-    for step in args.only or STEPS:
+    for step in args.only or IMAGE_SPECS:
         res = build(step, args.no_cache and not results, args.base_image)  # later builds reuse shared layers
         results.append(res)
         if args.push:
@@ -78,7 +79,7 @@ def main() -> int:
     print(f"\n{'image':<58} {'size':>8} {'goal':>6} {'build':>8}")
     missed = []
     for r in results:
-        goal = SIZE_GOAL_MB.get(r["step"], DEFAULT_GOAL_MB)
+        goal = IMAGE_SPECS[r["step"]].size_goal_mb
         flag = "" if r["size_mb"] <= goal else "  over goal"
         if flag:
             missed.append(r["step"])

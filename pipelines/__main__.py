@@ -1,69 +1,10 @@
-"""Command line: `python -m pipelines <command>`.
+"""``python -m pipelines``: the command line (:mod:`pipelines.cli.main`)."""
 
-run dataops|mlops|continual|all [--local | --docker] [--source sample|madewithml|DIR] [--json]
-compile [--out build/pipelines] [--target kfp|vertex --project P ...]  (pipelines.vertex)
-upload | submit | schedule | runs --host URL      (pipelines.cluster_cli)
-watch --source DIR | --warehouse URI             (pipelines.watch)
-backfill mlops|continual --start T --end T       (pipelines.backfill)
-check [FILE ...]                                 (pipelines.check_cli)
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from pipelines import registry
-from pipelines.backfill import add_backfill_command
-from pipelines.check_cli import add_check_command
-from pipelines.cluster_cli import add_cluster_commands
-from pipelines.run_cli import add_local_options, cmd_run
-from pipelines.vertex import add_vertex_options
-from pipelines.watch import add_watch_command
+from pipelines.cli.main import build_parser, main
 
-
-def cmd_compile(args: argparse.Namespace) -> int:
-    from pipelines.compile import compile_all
-    from pipelines.vertex import VertexSettingsError, settings_from_args
-
-    try:
-        settings = settings_from_args(args)
-    except VertexSettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for path in compile_all(Path(args.out), args.pipeline or None, target=args.target, vertex=settings):
-        print(path)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m pipelines", description="Run and ship the kfp-mlops pipelines."
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run a pipeline on this machine (kfp.local)")
-    run.add_argument("pipeline", choices=[*registry.PIPELINES, "all"])
-    add_local_options(run)
-    run.set_defaults(func=cmd_run)
-
-    comp = sub.add_parser("compile", help="compile pipelines to YAML")
-    comp.add_argument("pipeline", nargs="*", help="pipelines to compile (default: all)")
-    comp.add_argument("--out", default="build/pipelines")
-    add_vertex_options(comp)
-    comp.set_defaults(func=cmd_compile)
-    add_cluster_commands(sub)
-    add_watch_command(sub)
-    add_backfill_command(sub)
-    add_check_command(sub)
-    return ap
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

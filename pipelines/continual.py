@@ -31,6 +31,7 @@ from components.rollback.component import rollback
 from pipelines.mlops import train_and_promote
 from pipelines.platform import wire
 from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
+from pipelines.training import DEFAULTS, forward
 
 
 def build(scheduled_time: str = "") -> GraphComponent:
@@ -50,46 +51,37 @@ def build(scheduled_time: str = "") -> GraphComponent:
         artifact_root: str = "",
         optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
         policy_json: str = "{}",
-        workers: list[int] = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
-        trials_per_worker: int = 10,
-        expected_trials: int = 20,
-        trial_epochs: int = 30,
-        experiment: str = "tagifai",
-        margin: float = 0.0,
-        slice_tolerance: float = 0.05,
+        workers: list[int] = list(DEFAULTS.workers),  # noqa: B006 - a pipeline parameter default, never mutated
+        trials_per_worker: int = DEFAULTS.trials_per_worker,
+        expected_trials: int = DEFAULTS.expected_trials,
+        trial_epochs: int = DEFAULTS.trial_epochs,
+        experiment: str = DEFAULTS.experiment,
+        margin: float = DEFAULTS.margin,
+        slice_tolerance: float = DEFAULTS.slice_tolerance,
         as_of: str = "",
     ) -> str:
         # One snapshot for the whole run: monitor and compose see the same rows.
         snap = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
-        wire(snap, "extract").set_caching_options(False).set_display_name("snapshot labeled_projects")
+        wire(snap).set_display_name("snapshot labeled_projects")
 
         watch = monitor(dataset=snap.outputs["dataset"], tracking_uri=tracking_uri, policy_json=policy_json)
-        wire(watch, "monitor").set_caching_options(False).set_display_name("monitor drift")
+        wire(watch).set_display_name("monitor drift")
 
-        with dsl.If(watch.outputs["Output"] == "improve", name="improve"):
+        with dsl.If(watch.outputs["decision"] == "improve", name="improve"):
             data = compose(dataset=snap.outputs["dataset"], tracking_uri=tracking_uri)
-            wire(data, "compose").set_caching_options(False).set_display_name("compose retraining set")
+            wire(data).set_display_name("compose retraining set")
             retrain = train_and_promote(
                 dataset=data.outputs["retraining_set"],
-                tracking_uri=tracking_uri,
-                artifact_root=artifact_root,
-                optuna_storage=optuna_storage,
-                workers=workers,
-                trials_per_worker=trials_per_worker,
-                expected_trials=expected_trials,
-                trial_epochs=trial_epochs,
-                experiment=experiment,
-                margin=margin,
-                slice_tolerance=slice_tolerance,
+                **forward(locals()),
             )
             retrain.set_display_name("retrain and gate")
-        with dsl.If(watch.outputs["Output"] == "rollback", name="rollback"):
+        with dsl.If(watch.outputs["decision"] == "rollback", name="rollback"):
             back = rollback(
                 tracking_uri=tracking_uri, reason="drift monitor: the champion degraded on new labels"
             )
-            wire(back, "rollback").set_caching_options(False).set_display_name("roll back champion")
+            wire(back).set_display_name("roll back champion")
         # `inspect` and `continue` change nothing: the monitor's report is the outcome.
-        return watch.outputs["Output"]
+        return watch.outputs["decision"]
 
     return continual
 

@@ -42,9 +42,9 @@ def dataops(
             timeout_s=airbyte_timeout_s,
         )
         # A sync must always run: a cached result would skip loading new data.
-        wire(sync, "airbyte_sync").set_caching_options(False).set_display_name(f"sync {stream}")
+        wire(sync).set_display_name(f"sync {stream}")
         check = ge_validate(dataset=sync.outputs["table"], suite=stream)
-        wire(check, "ge_validate").set_caching_options(False).set_display_name(f"validate {stream}")
+        wire(check).set_display_name(f"validate {stream}")
         syncs[stream] = sync
         validations.append(check)
 
@@ -54,11 +54,11 @@ def dataops(
         warehouse=warehouse,
         target_schema=audit_schema,
     ).after(*validations)
-    wire(transform, "dbt_transform").set_caching_options(False).set_display_name("transform labeled_projects")
+    wire(transform).set_display_name("transform labeled_projects")
 
     audit = ge_validate(dataset=transform.outputs["labeled_projects"], suite="labeled_projects")
-    wire(audit, "ge_validate").set_caching_options(False).set_display_name("validate labeled_projects")
+    wire(audit).set_display_name("validate labeled_projects")
 
     published = publish(audited=transform.outputs["labeled_projects"]).after(audit)
-    wire(published, "publish").set_caching_options(False).set_display_name("publish labeled_projects")
-    return published.outputs["Output"]
+    wire(published).set_display_name("publish labeled_projects")
+    return published.outputs["rows_published"]

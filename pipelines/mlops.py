@@ -24,6 +24,7 @@ from components.study_summary.component import study_summary
 from components.train.component import train
 from pipelines.platform import wire
 from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
+from pipelines.training import DEFAULTS, forward
 
 
 @dsl.pipeline(
@@ -36,17 +37,17 @@ def train_and_promote(
     tracking_uri: str = CLUSTER_TRACKING_URI,
     artifact_root: str = "",
     optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-    workers: list[int] = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
-    trials_per_worker: int = 10,
-    expected_trials: int = 20,
-    trial_epochs: int = 30,
-    experiment: str = "tagifai",
-    param_overrides: str = "{}",
-    margin: float = 0.0,
-    slice_tolerance: float = 0.05,
+    workers: list[int] = list(DEFAULTS.workers),  # noqa: B006 - a pipeline parameter default, never mutated
+    trials_per_worker: int = DEFAULTS.trials_per_worker,
+    expected_trials: int = DEFAULTS.expected_trials,
+    trial_epochs: int = DEFAULTS.trial_epochs,
+    experiment: str = DEFAULTS.experiment,
+    param_overrides: str = DEFAULTS.param_overrides,
+    margin: float = DEFAULTS.margin,
+    slice_tolerance: float = DEFAULTS.slice_tolerance,
 ) -> str:
     check = ge_validate(dataset=dataset, suite="labeled_projects")
-    wire(check, "ge_validate").set_caching_options(False).set_display_name("validate dataset")
+    wire(check).set_display_name("validate dataset")
 
     # One Optuna study per run, shared by every worker through `optuna_storage`.
     study = dsl.PIPELINE_JOB_ID_PLACEHOLDER
@@ -62,7 +63,7 @@ def train_and_promote(
             num_epochs=trial_epochs,
             artifact_root=artifact_root,
         ).after(check)
-        wire(tune, "optimize").set_caching_options(False).set_display_name("optimize")
+        wire(tune).set_display_name("optimize")
 
     best = study_summary(
         study_name=study,
@@ -71,7 +72,7 @@ def train_and_promote(
         tracking_uri=tracking_uri,
         experiment=experiment,
     ).after(tune)
-    wire(best, "study_summary").set_caching_options(False).set_display_name("study summary")
+    wire(best).set_display_name("study summary")
 
     fit = train(
         dataset=dataset,
@@ -81,7 +82,7 @@ def train_and_promote(
         artifact_root=artifact_root,
         param_overrides=param_overrides,
     )
-    wire(fit, "train").set_caching_options(False).set_display_name("train")
+    wire(fit).set_display_name("train")
 
     gate = evaluate(
         dataset=dataset,
@@ -90,7 +91,7 @@ def train_and_promote(
         margin=margin,
         slice_tolerance=slice_tolerance,
     )
-    wire(gate, "evaluate").set_caching_options(False).set_display_name("evaluate")
+    wire(gate).set_display_name("evaluate")
 
     with dsl.If(gate.outputs["decision"] == "promote", name="better-than-champion"):
         crown = promote(
@@ -99,7 +100,7 @@ def train_and_promote(
             reason=gate.outputs["reason"],
             compared_with=gate.outputs["champion_version"],
         )
-        wire(crown, "promote").set_caching_options(False).set_display_name("promote")
+        wire(crown).set_display_name("promote")
     return gate.outputs["decision"]
 
 
@@ -121,31 +122,21 @@ def build(scheduled_time: str = "") -> GraphComponent:
         tracking_uri: str = CLUSTER_TRACKING_URI,
         artifact_root: str = "",
         optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-        workers: list[int] = [0, 1],  # noqa: B006 - a pipeline parameter default, never mutated
-        trials_per_worker: int = 10,
-        expected_trials: int = 20,
-        trial_epochs: int = 30,
-        experiment: str = "tagifai",
-        param_overrides: str = "{}",
-        margin: float = 0.0,
-        slice_tolerance: float = 0.05,
+        workers: list[int] = list(DEFAULTS.workers),  # noqa: B006 - a pipeline parameter default, never mutated
+        trials_per_worker: int = DEFAULTS.trials_per_worker,
+        expected_trials: int = DEFAULTS.expected_trials,
+        trial_epochs: int = DEFAULTS.trial_epochs,
+        experiment: str = DEFAULTS.experiment,
+        param_overrides: str = DEFAULTS.param_overrides,
+        margin: float = DEFAULTS.margin,
+        slice_tolerance: float = DEFAULTS.slice_tolerance,
         as_of: str = "",
     ) -> str:
         data = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
-        wire(data, "extract").set_caching_options(False).set_display_name("extract labeled_projects")
+        wire(data).set_display_name("extract labeled_projects")
         gated = train_and_promote(
             dataset=data.outputs["dataset"],
-            tracking_uri=tracking_uri,
-            artifact_root=artifact_root,
-            optuna_storage=optuna_storage,
-            workers=workers,
-            trials_per_worker=trials_per_worker,
-            expected_trials=expected_trials,
-            trial_epochs=trial_epochs,
-            experiment=experiment,
-            param_overrides=param_overrides,
-            margin=margin,
-            slice_tolerance=slice_tolerance,
+            **forward(locals()),
         )
         gated.set_display_name("train and promote")
         return gated.output

@@ -1,6 +1,7 @@
 """Kubernetes wiring of pipeline tasks: Secrets, the stores PVC, retries and timeouts.
 
-Pipelines call these on their tasks (``wire(task, "train")``); components never do
+Pipelines call ``wire(task)`` on their tasks, which attaches what the task's step declares it
+needs (components.step: its credentials, the stores volume, retries); components never do
 (STYLE: wiring is attached in the pipeline). Everything here lands in the
 ``platforms.kubernetes`` section of the compiled YAML as *references*: Secret names,
 keys and mount paths. No secret value is ever read at compile time, so none can end
@@ -39,6 +40,7 @@ from typing import Any
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
+from components.step import Need, Step, step_of
 from pipelines.settings import CLUSTER_STORES
 
 AIRBYTE_SECRET = "airbyte-credentials"
@@ -169,50 +171,43 @@ def external_call_policy(
 
 Wiring = Callable[[PipelineTask], PipelineTask]
 
-# What each step needs on a cluster. Every step mounts the stores PVC: the embedded
-# DuckDB warehouse lives there in the kind / minikube overlays (and a sqlite Optuna
-# storage, when a run passes one).
-STEPS: dict[str, tuple[Wiring, ...]] = {
-    "airbyte_sync": (use_airbyte_credentials, use_warehouse_credentials, mount_stores, external_call_policy),
-    "ge_validate": (use_warehouse_credentials, mount_stores),
-    "dbt_transform": (use_warehouse_credentials, mount_stores),
-    "extract": (use_warehouse_credentials, mount_stores),
-    "publish": (use_warehouse_credentials, mount_stores),
-    # The Optuna workers and the summary open the study storage themselves (PostgreSQL).
-    "optimize": (use_mlflow_credentials, use_optuna_storage_credentials, mount_stores),
-    "study_summary": (use_mlflow_credentials, use_optuna_storage_credentials, mount_stores),
-    "train": (use_mlflow_credentials, mount_stores),
-    "evaluate": (use_mlflow_credentials, mount_stores),
-    "promote": (use_mlflow_credentials, mount_stores),
-    # Continual learning: extract (above) snapshots the warehouse; monitor and compose read
-    # that snapshot (no warehouse credentials) and the registry (the champion and its
-    # training run); rollback moves a registry alias.
-    "monitor": (use_mlflow_credentials, mount_stores),
-    "compose": (use_mlflow_credentials, mount_stores),
-    "rollback": (use_mlflow_credentials, mount_stores),
+# What each need of a step's declaration (components.step.Need) becomes on a cluster.
+WIRING: dict[Need, Wiring] = {
+    Need.AIRBYTE_CREDENTIALS: use_airbyte_credentials,
+    Need.WAREHOUSE_CREDENTIALS: use_warehouse_credentials,
+    Need.MLFLOW_CREDENTIALS: use_mlflow_credentials,
+    Need.OPTUNA_CREDENTIALS: use_optuna_storage_credentials,
+    Need.STORES: mount_stores,
 }
 
 
-def wire(task: PipelineTask, step: str, retries: int = EXTERNAL_RETRIES) -> PipelineTask:
-    """Attach the Secrets, PVC and call policy that ``step`` needs; returns the task.
+def wirings(step: Step) -> tuple[Wiring, ...]:
+    """The Kubernetes wiring of a declared step, in the order its needs are declared."""
+    return tuple(WIRING[need] for need in step.needs)
+
+
+def wire(task: PipelineTask, step: str | None = None, retries: int = EXTERNAL_RETRIES) -> PipelineTask:
+    """Attach what the task's step declares it needs (components.step): its Secrets, the
+    stores PVC, the call policy of a step that calls an external service, and its caching.
 
     Args:
         task: The pipeline task (a component call inside a ``@dsl.pipeline``).
-        step: The step's name, as in ``components/<step>/`` (e.g. ``"airbyte_sync"``).
+        step: Wire it as this declared step instead of its own component's (a component
+            that is not one of the project's steps).
         retries: Pod-level retries of a step that calls an external service (0: none).
 
     Returns:
         The same task, for chaining.
+
+    Raises:
+        KeyError: The task's component is no declared step.
     """
-    try:
-        wirings = STEPS[step]
-    except KeyError:
-        raise KeyError(f"no platform wiring for step {step!r}; known: {', '.join(STEPS)}") from None
-    for apply in wirings:
-        if apply is external_call_policy:
-            external_call_policy(task, retries=retries)
-        else:
-            apply(task)
+    declared = step_of(step or task.component_spec.name)
+    for apply in wirings(declared):
+        apply(task)
+    if declared.external:
+        external_call_policy(task, retries=retries)
+    task.set_caching_options(declared.cache)
     return task
 
 

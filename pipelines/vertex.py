@@ -177,10 +177,9 @@ def secret_id(variable: str) -> str:
 
 def step_secrets(step: str) -> tuple[str, ...]:
     """The variables `step` gets from Secret Manager on Vertex (those Kubernetes Secrets give it)."""
-    try:
-        wirings = platform.STEPS[step]
-    except KeyError:
-        raise KeyError(f"no platform wiring for step {step!r}; known: {', '.join(platform.STEPS)}") from None
+    from components.step import step_of
+
+    wirings = platform.wirings(step_of(step))
     return tuple(var for wiring in wirings for var in _SECRET_WIRINGS.get(wiring, {}).values())
 
 

@@ -93,7 +93,8 @@ require_python() {
 images() {
   require_python
   "$PYTHON" -c '
-from components.images import IMAGES, package_version, registry
+from components.catalog import IMAGES
+from components.images import package_version, registry
 names = set(IMAGES.values()) | {f"{registry()}/kfp-mlops-mlflow:{package_version()}"}
 print("\n".join(sorted(names)))
 '

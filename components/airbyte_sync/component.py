@@ -4,10 +4,10 @@ from typing import NamedTuple
 
 from kfp.dsl import Dataset, Output
 
-from components.step import step_component
+from components.step import AIRBYTE_CREDENTIALS, STORES, WAREHOUSE_CREDENTIALS, step_component
 
 
-@step_component("airbyte_sync")
+@step_component("airbyte_sync", needs=(AIRBYTE_CREDENTIALS, WAREHOUSE_CREDENTIALS, STORES), external=True)
 def airbyte_sync(
     stream: str,
     warehouse: str,

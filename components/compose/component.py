@@ -2,10 +2,10 @@
 
 from kfp.dsl import Dataset, Input, Output
 
-from components.step import step_component
+from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
 
-@step_component("compose")
+@step_component("compose", image="train", needs=(MLFLOW_CREDENTIALS, STORES))
 def compose(
     dataset: Input[Dataset],
     tracking_uri: str,

@@ -2,10 +2,10 @@
 
 from kfp.dsl import Dataset, Input, Markdown, Output
 
-from components.step import step_component
+from components.step import STORES, WAREHOUSE_CREDENTIALS, step_component
 
 
-@step_component("dbt_transform")
+@step_component("dbt_transform", needs=(WAREHOUSE_CREDENTIALS, STORES))
 def dbt_transform(
     projects: Input[Dataset],
     tags: Input[Dataset],

@@ -4,10 +4,10 @@ from typing import NamedTuple
 
 from kfp.dsl import Dataset, Input, Markdown, Output
 
-from components.step import step_component
+from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
 
-@step_component("evaluate")
+@step_component("evaluate", image="train", needs=(MLFLOW_CREDENTIALS, STORES))
 def evaluate(
     dataset: Input[Dataset],
     candidate_version: str,

@@ -2,10 +2,10 @@
 
 from kfp.dsl import Dataset, Output
 
-from components.step import step_component
+from components.step import STORES, WAREHOUSE_CREDENTIALS, step_component
 
 
-@step_component("extract")
+@step_component("extract", needs=(WAREHOUSE_CREDENTIALS, STORES))
 def extract(
     warehouse: str,
     dataset: Output[Dataset],

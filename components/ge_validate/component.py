@@ -4,10 +4,10 @@ from typing import NamedTuple
 
 from kfp.dsl import HTML, Dataset, Input, Output
 
-from components.step import step_component
+from components.step import STORES, WAREHOUSE_CREDENTIALS, step_component
 
 
-@step_component("ge_validate")
+@step_component("ge_validate", needs=(WAREHOUSE_CREDENTIALS, STORES))
 def ge_validate(
     dataset: Input[Dataset],
     suite: str,

@@ -1,18 +1,20 @@
 """KFP wrapper of the monitor step (logic in ``components.monitor.core``)."""
 
+from typing import NamedTuple
+
 from kfp.dsl import HTML, Dataset, Input, Markdown, Output
 
-from components.step import step_component
+from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
 
-@step_component("monitor")
+@step_component("monitor", image="train", needs=(MLFLOW_CREDENTIALS, STORES))
 def monitor(
     dataset: Input[Dataset],
     tracking_uri: str,
     report: Output[HTML],
     summary: Output[Markdown],
     policy_json: str = "{}",
-) -> str:
+) -> NamedTuple("Outputs", [("decision", str)]):  # type: ignore[valid-type]
     """Check the rows added since the champion's training data for drift and decide what to do.
 
     Tests text-length drift (KS on word counts), label drift (chi-square on tags) and
@@ -37,7 +39,7 @@ def monitor(
             tag shares and histograms. Metadata: the decision and all details (with the
             snapshot's table, rows and cutoff).
         summary: The same as Markdown.
-        Output: The decision: ``continue``, ``improve``, ``inspect`` or ``rollback``.
+        decision: The decision: ``continue``, ``improve``, ``inspect`` or ``rollback``.
     """
     from pathlib import Path
 
@@ -56,4 +58,7 @@ def monitor(
         Path(artifact.path).write_text(text, encoding="utf-8")
         artifact.metadata.update(out.to_dict())
     print(f"{out.decision}: " + "; ".join(out.reasons))
-    return out.decision
+    from collections import namedtuple
+
+    Outputs = namedtuple("Outputs", ["decision"])
+    return Outputs(out.decision)

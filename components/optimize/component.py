@@ -1,11 +1,13 @@
 """KFP wrapper of one optimize worker (logic in ``components.optimize.core``)."""
 
+from typing import NamedTuple
+
 from kfp.dsl import Dataset, Input
 
-from components.step import step_component
+from components.step import MLFLOW_CREDENTIALS, OPTUNA_CREDENTIALS, STORES, step_component
 
 
-@step_component("optimize")
+@step_component("optimize", needs=(MLFLOW_CREDENTIALS, OPTUNA_CREDENTIALS, STORES))
 def optimize(
     dataset: Input[Dataset],
     study_name: str,
@@ -16,7 +18,7 @@ def optimize(
     experiment: str = "tagifai",
     num_epochs: int = 30,
     artifact_root: str = "",
-) -> int:
+) -> NamedTuple("Outputs", [("finished_trials", int)]):  # type: ignore[valid-type]
     """Run trials of a shared Optuna study as one of several parallel workers.
 
     Trials tune the lesson's search space on the dataset's train / validation split and
@@ -37,7 +39,7 @@ def optimize(
             empty lets a tracking server decide.
 
     Returns:
-        Output: Trials this worker finished (completed or pruned).
+        finished_trials: Trials this worker finished (completed or pruned).
     """
     from components.optimize.core import run_worker
 
@@ -53,4 +55,7 @@ def optimize(
         artifact_root=artifact_root,
     )
     print(f"worker {worker} of study {study_name}: trials {result.trials}, states {result.states}")
-    return result.finished
+    from collections import namedtuple
+
+    Outputs = namedtuple("Outputs", ["finished_trials"])
+    return Outputs(result.finished)

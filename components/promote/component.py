@@ -1,10 +1,17 @@
 """KFP wrapper of the promote step (logic in ``components.promote.core``)."""
 
-from components.step import step_component
+from typing import NamedTuple
+
+from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
 
-@step_component("promote")
-def promote(version: str, tracking_uri: str, reason: str = "", compared_with: str = "any") -> str:
+@step_component("promote", image="train", needs=(MLFLOW_CREDENTIALS, STORES))
+def promote(
+    version: str,
+    tracking_uri: str,
+    reason: str = "",
+    compared_with: str = "any",
+) -> NamedTuple("Outputs", [("champion_version", str)]):  # type: ignore[valid-type]
     """Make a model version of ``tagifai`` the champion (registry alias ``champion``).
 
     The version gets the tags ``promoted_from`` (the previous champion, or ``none``) and
@@ -19,7 +26,7 @@ def promote(version: str, tracking_uri: str, reason: str = "", compared_with: st
             champion since, the task fails and nothing changes. ``any``: no such check.
 
     Returns:
-        Output: The promoted version.
+        champion_version: The promoted version.
     """
     from components.promote.core import promote as promote_version
 
@@ -28,4 +35,7 @@ def promote(version: str, tracking_uri: str, reason: str = "", compared_with: st
         print(f"champion: v{out.previous or '-'} -> v{out.version} ({reason})")
     else:
         print(f"v{out.version} already is the champion; nothing changed")
-    return out.version
+    from collections import namedtuple
+
+    Outputs = namedtuple("Outputs", ["champion_version"])
+    return Outputs(out.version)

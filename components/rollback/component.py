@@ -1,10 +1,16 @@
 """KFP wrapper of the rollback step (logic in ``components.rollback.core``)."""
 
-from components.step import step_component
+from typing import NamedTuple
+
+from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
 
-@step_component("rollback")
-def rollback(tracking_uri: str, reason: str, from_version: str = "") -> str:
+@step_component("rollback", image="train", needs=(MLFLOW_CREDENTIALS, STORES))
+def rollback(
+    tracking_uri: str,
+    reason: str,
+    from_version: str = "",
+) -> NamedTuple("Outputs", [("champion_version", str)]):  # type: ignore[valid-type]
     """Move the ``champion`` alias of ``tagifai`` back to the version it replaced.
 
     The target is the champion's ``promoted_from`` version (written by promote); without
@@ -20,7 +26,7 @@ def rollback(tracking_uri: str, reason: str, from_version: str = "") -> str:
             nothing (safe retries). Empty: roll back whatever is the champion.
 
     Returns:
-        Output: The champion version after the rollback.
+        champion_version: The champion version after the rollback.
     """
     from components.rollback.core import rollback as roll_back
 
@@ -29,4 +35,7 @@ def rollback(tracking_uri: str, reason: str, from_version: str = "") -> str:
         print(f"champion: v{out.rolled_back_from} -> v{out.version} (rollback: {reason})")
     else:
         print(f"v{out.rolled_back_from} was already rolled back to v{out.version}; nothing changed")
-    return out.version
+    from collections import namedtuple
+
+    Outputs = namedtuple("Outputs", ["champion_version"])
+    return Outputs(out.version)

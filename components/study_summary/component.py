@@ -1,11 +1,13 @@
 """KFP wrapper of the study_summary step (logic in ``components.study_summary.core``)."""
 
+from typing import NamedTuple
+
 from kfp.dsl import HTML, Artifact, Output
 
-from components.step import step_component
+from components.step import MLFLOW_CREDENTIALS, OPTUNA_CREDENTIALS, STORES, step_component
 
 
-@step_component("study_summary")
+@step_component("study_summary", image="optimize", needs=(MLFLOW_CREDENTIALS, OPTUNA_CREDENTIALS, STORES))
 def study_summary(
     study_name: str,
     storage: str,
@@ -14,7 +16,7 @@ def study_summary(
     report: Output[HTML],
     tracking_uri: str = "",
     experiment: str = "tagifai",
-) -> float:
+) -> NamedTuple("Outputs", [("best_f1", float)]):  # type: ignore[valid-type]
     """Check that the optimize workers lost no trial and pick the best params.
 
     The report is written first; the task then fails when the study's finished trials
@@ -32,7 +34,7 @@ def study_summary(
         best_params: JSON of the full training params (base params + the best trial's values).
         report: Self-contained HTML: trial accounting, best params, optimization history
             (inline SVG), trials sorted by value.
-        Output: The best validation F1.
+        best_f1: The best validation F1.
     """
     from components.study_summary.core import write_summary
     from tagifai import tracking
@@ -49,4 +51,7 @@ def study_summary(
     best_params.metadata.update({**meta, "best_trial": summary.best_trial, "best_value": summary.best_value})
     report.metadata.update(meta)
     print(f"study {study_name}: {summary.finished} finished trials, best F1 {summary.best_value:.4f}")
-    return float(summary.best_value or 0.0)
+    from collections import namedtuple
+
+    Outputs = namedtuple("Outputs", ["best_f1"])
+    return Outputs(float(summary.best_value or 0.0))

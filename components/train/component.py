@@ -4,10 +4,10 @@ from typing import NamedTuple
 
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components.step import step_component
+from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
 
-@step_component("train")
+@step_component("train", needs=(MLFLOW_CREDENTIALS, STORES))
 def train(
     dataset: Input[Dataset],
     best_params: Input[Artifact],

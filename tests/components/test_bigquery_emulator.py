@@ -34,7 +34,7 @@ from components.ge_validate.suites import suite_config
 from components.publish.core import PublishError, publish
 from components.versions import frame_version
 from components.warehouse import WarehouseError, parse_uri, read_table
-from pipelines.watch import WarehouseProbe
+from pipelines.triggers.watch import WarehouseProbe
 
 pytestmark = pytest.mark.timeout(300)
 

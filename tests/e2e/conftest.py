@@ -60,7 +60,7 @@ def docker_engine() -> None:
 @pytest.fixture(scope="session")
 def docker_images(docker_engine: None) -> dict[str, str]:
     """The step images (components.images), built; skipped loudly (or failed under CI) if not."""
-    from components.images import IMAGES
+    from components.catalog import IMAGES
 
     missing = [
         ref

@@ -22,7 +22,7 @@ def _finish(code: int) -> str:
     return "done"
 
 
-finish = step_component("train")(_finish)
+finish = step_component("finish", image="train")(_finish)
 
 
 @dsl.pipeline(name="docker-exit")

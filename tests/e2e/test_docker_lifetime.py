@@ -1,4 +1,4 @@
-"""A ``--docker`` run's containers end with the run (pipelines/containers.py): killed when the
+"""A ``--docker`` run's containers end with the run (pipelines/local/containers.py): killed when the
 run's process is SIGKILLed (the reaper), and when the run is interrupted (Ctrl-C), on a real
 Docker engine and the train image."""
 
@@ -27,7 +27,8 @@ DRIVER = textwrap.dedent(
     from kfp import dsl
 
     from components.step import step_component
-    from pipelines import interrupt, local
+    from pipelines import local
+    from pipelines.local import interrupt
 
 
     def _wait_long(marker: str) -> None:
@@ -38,7 +39,7 @@ DRIVER = textwrap.dedent(
         time.sleep(300)
 
 
-    wait_long = step_component("train")(_wait_long)
+    wait_long = step_component("wait_long", image="train")(_wait_long)
 
 
     @dsl.pipeline(name="docker-wait")

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from components.images import SDK_STEP, STEPS
+from components.images import IMAGE_SPECS
+from components.images import SDK_IMAGE as SDK_STEP
+
+STEPS = list(IMAGE_SPECS)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]

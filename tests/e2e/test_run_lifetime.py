@@ -28,7 +28,7 @@ import duckdb
 import pytest
 
 from components import warehouse_lock
-from pipelines import guard, lifetime
+from pipelines.local import guard, lifetime
 from tagifai.sample import write_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

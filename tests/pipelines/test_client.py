@@ -1,4 +1,4 @@
-"""The cluster CLI and ``pipelines.client`` against a local stand-in of the KFP v2beta1 REST API.
+"""The cluster CLI and ``pipelines.clients.kfp`` against a local stand-in of the KFP v2beta1 REST API.
 
 No cluster can run here, so a small ThreadingHTTPServer on 127.0.0.1 answers the
 requests ``kfp.Client`` makes (health, pipelines and uploads, experiments, runs,
@@ -28,8 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from pipelines import client as kfp_client
-from pipelines.cluster_cli import add_cluster_commands
+from pipelines.cli.cluster import add_cluster_commands
+from pipelines.clients import kfp as kfp_client
 
 API = "/apis/v2beta1"
 
@@ -806,7 +806,7 @@ def test_connection_repr_hides_secrets() -> None:
 
 def backfill(argv: list[str]) -> int:
     """``python -m pipelines backfill ...`` as the CLI parses it."""
-    from pipelines.backfill import add_backfill_command
+    from pipelines.triggers.backfill import add_backfill_command
 
     parser = argparse.ArgumentParser(prog="python -m pipelines")
     add_backfill_command(parser.add_subparsers(dest="command", required=True))
@@ -934,7 +934,7 @@ def test_backfill_refuses_a_pipeline_without_as_of(
 def test_local_backfill_refuses_an_unreadable_state_instead_of_starting_over(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipelines.backfill import STATE_FILE
+    from pipelines.triggers.backfill import STATE_FILE
 
     (tmp_path / STATE_FILE).write_text("{not json")
     args = [
@@ -962,7 +962,7 @@ def test_watch_on_a_kfp_host_submits_once_per_change_and_again_for_a_source_that
     stub: KfpStub, package: Path, tmp_path: Path
 ) -> None:
     """``watch --host`` against the stand-in: A, A, B, A submits A, B, A (named by version)."""
-    from pipelines import watch
+    from pipelines.triggers import watch
     from tagifai.sample import write_sample
 
     source, state = tmp_path / "source", tmp_path / "state.json"

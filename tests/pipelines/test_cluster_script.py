@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.images import IMAGES, package_version, registry
+from components.catalog import IMAGES
+from components.images import package_version, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "cluster.sh"

@@ -16,7 +16,7 @@ import yaml
 from google.protobuf import json_format
 from kfp import compiler, components
 
-from components.images import IMAGES
+from components.catalog import IMAGES
 from pipelines.dataops import dataops
 
 SYNC_STREAMS = ("projects", "tags")

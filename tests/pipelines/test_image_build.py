@@ -1,6 +1,7 @@
 """What the image builds are made of, without Docker: the requirement sets
-(images/requirements.py), the site-packages slimming (images/slim.py) and the Dockerfiles'
-shared layers and kfp runtime split. tests/e2e/test_images.py checks the built images."""
+(images/requirements.py), the site-packages slimming (images/slim.py), and the one template
+(images/Dockerfile) with each image's build arguments (components/images.py): its shared
+layers and the kfp runtime split. tests/e2e/test_images.py checks the built images."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from types import ModuleType
 
 import pytest
 
-from components.images import SDK_STEP, STEPS
+from components.images import IMAGE_SPECS, SDK_IMAGE
+
+STEPS = list(IMAGE_SPECS)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,15 +52,8 @@ def test_extras_resolve_their_self_references(project: dict) -> None:
     }
 
 
-# The extra each image installs (images/<step>/Dockerfile).
-EXTRA = {
-    "airbyte_sync": "airbyte",
-    "ge_validate": "gx",
-    "dbt_transform": "dbt",
-    "extract": "extract",
-    "optimize": "optimize",
-    "train": "train",
-}
+# The extra each image installs (its build argument EXTRA).
+EXTRA = {name: image.extra for name, image in IMAGE_SPECS.items()}
 
 
 def test_the_model_images_hold_no_warehouse_client_and_only_their_own_tools(project: dict) -> None:
@@ -80,36 +76,54 @@ def test_the_model_images_hold_no_warehouse_client_and_only_their_own_tools(proj
     assert {step for step in EXTRA if "fastparquet" in names[step]} == {"extract", "optimize", "train"}
 
 
+TEMPLATE = (ROOT / "images" / "Dockerfile").read_text()
+
+
+def test_the_images_are_the_extras_the_issue_names() -> None:
+    assert EXTRA == {
+        "airbyte_sync": "airbyte",
+        "ge_validate": "gx",
+        "dbt_transform": "dbt",
+        "extract": "extract",
+        "optimize": "optimize",
+        "train": "train",
+    }
+    assert SDK_IMAGE == "extract"
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_each_image_installs_its_own_extra(step: str) -> None:
-    own = (ROOT / "images" / step / "Dockerfile").read_text().split("# This step's own dependencies", 1)[1]
-    assert re.findall(r"requirements\.py (\w+) ", own)[0] == EXTRA[step]
-    assert f"(the `{EXTRA[step]}` extra)" in own
-
-
-def _sections(step: str) -> tuple[str, str]:
-    text = (ROOT / "images" / step / "Dockerfile").read_text()
-    shared, own = text.split("# This step's own dependencies", 1)
-    # the first two lines name the image
-    return "\n".join(shared.splitlines()[2:]), own
+    args = IMAGE_SPECS[step].build_args("1.2.3")
+    assert args["EXTRA"] == EXTRA[step] and args["REPOSITORY"] == f"kfp-mlops-{step.replace('_', '-')}"
+    own = TEMPLATE.split("ARG EXTRA", 1)[1]
+    assert 'requirements.py "${EXTRA}"' in own
 
 
 def test_every_image_shares_the_same_first_layers() -> None:
-    first = _sections(STEPS[0])[0]
+    # The shared layers read no build argument (but the base image), so every image reuses
+    # the first one's cache for them.
+    first = TEMPLATE.split("ARG EXTRA", 1)[0].split("FROM ${BASE_IMAGE}", 1)[1]
     assert "pip install -q --no-deps -c /tmp/build/constraints.txt -r /tmp/build/kfp.txt" in first
     assert "python /tmp/build/slim.py" in first
-    for step in STEPS[1:]:
-        assert _sections(step)[0] == first, f"{step}: its shared layers differ (no cache reuse)"
+    assert "ARG " not in first and "${" not in first.replace("${BASE_IMAGE}", "")
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_only_the_sdk_image_installs_the_sdk(step: str) -> None:
-    own = _sections(step)[1]
-    installs_sdk = "requirements.py base" in own
-    runtime_mode = "ENV _KFP_RUNTIME=true" in own
-    assert installs_sdk == (step == SDK_STEP)
-    assert runtime_mode == (step != SDK_STEP)
-    assert own.count("python /tmp/build/slim.py") == 1  # the extra's layer is slimmed too
+    args = IMAGE_SPECS[step].build_args("1.2.3")
+    assert (args["SDK"] == "true") == (step == SDK_IMAGE)
+    assert (args["KFP_RUNTIME"] == "true") == (step != SDK_IMAGE)
+    own = TEMPLATE.split("ARG EXTRA", 1)[1]
+    assert 'if [ "${SDK}" = true ]; then python /tmp/build/requirements.py base' in own
+    assert "ENV _KFP_RUNTIME=${KFP_RUNTIME}" in own
+    assert own.split("COPY README.md", 1)[0].count("python /tmp/build/slim.py") == 1  # the extra's layer
+
+
+def test_the_data_projects_go_only_where_their_step_runs() -> None:
+    assert {name: image.data for name, image in IMAGE_SPECS.items() if image.data} == {
+        "ge_validate": ("great_expectations",),
+        "dbt_transform": ("dbt_transforms",),
+    }
 
 
 def test_slim_drops_test_suites_and_stubs_and_keeps_data(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What an interrupted run says (pipelines/interrupt.py): the tasks it stopped and what the
+"""What an interrupted run says (pipelines/local/interrupt.py): the tasks it stopped and what the
 run had changed, from the progress events the run reports. Real runs are interrupted in
 tests/pipelines/test_lifetime.py and tests/e2e/test_run_lifetime.py."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import signal
 
-from pipelines.interrupt import STOPPED, Tracker
 from pipelines.local import FAILED, SUCCEEDED, TaskRecord
+from pipelines.local.interrupt import STOPPED, Tracker
 
 
 class Shown:

@@ -1,4 +1,4 @@
-"""Processes end with what started them (pipelines/guard.py, pipelines/lifetime.py): the guard, process trees,
+"""Processes end with what started them (pipelines/local/guard.py, pipelines/local/lifetime.py): the guard, process trees,
 and a local run whose own process is SIGKILLed or interrupted — real processes throughout,
 a real DuckDB file held by the task."""
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import lifetime
-from pipelines.guard import alive, descendants, end_tree, start_time
-from pipelines.guard import main as guard_main
+from pipelines.local import lifetime
+from pipelines.local.guard import alive, descendants, end_tree, start_time
+from pipelines.local.guard import main as guard_main
 
 ROOT = Path(__file__).resolve().parents[2]
-GUARD = [sys.executable, "-m", "pipelines.guard"]
+GUARD = [sys.executable, "-m", "pipelines.local.guard"]
 
 
 def end_session(session: int) -> None:
@@ -163,11 +163,11 @@ def test_the_guard_refuses_a_missing_command_and_bad_options(capsys: pytest.Capt
 
 def test_the_guard_starts_with_the_standard_library_alone() -> None:
     """It starts once per task with warm starts off: nothing but the standard library, no site."""
-    code = "import sys; import pipelines.guard; print(sorted(m for m in sys.modules if m.startswith(('pipelines', 'json', 'argparse', 'pathlib', 'typing', 'contextlib'))))"
+    code = "import sys; import pipelines.local.guard; print(sorted(m for m in sys.modules if m.startswith(('pipelines', 'json', 'argparse', 'pathlib', 'typing', 'contextlib'))))"
     out = subprocess.run(
         [sys.executable, "-S", "-E", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "['pipelines', 'pipelines.guard']"
+    assert out.stdout.strip() == "['pipelines', 'pipelines.local', 'pipelines.local.guard']"
 
 
 def test_end_tree_ends_every_descendant_and_leaves_others_alone(tmp_path: Path) -> None:
@@ -198,7 +198,8 @@ DRIVER = textwrap.dedent(
 
     from kfp import dsl
 
-    from pipelines import interrupt, local
+    from pipelines import local
+    from pipelines.local import interrupt
 
 
     @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)

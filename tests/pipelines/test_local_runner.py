@@ -1,4 +1,4 @@
-"""The local runner (pipelines/local.py) on tiny pipelines: progress records, errors,
+"""The local runner (pipelines/local/runner.py) on tiny pipelines: progress records, errors,
 reports, and the two kfp.local hook points it relies on (kfp is pinned)."""
 
 import builtins

@@ -267,8 +267,8 @@ def test_the_runner_role_lets_the_driver_read_its_workflow_for_the_scheduled_tim
     # The KFP 2.17 driver runs as the run's service account and reads the run's Workflow
     # (backend/src/v2/cmd/driver/main.go, getCurrentWorkflowMetadata) for a recurring run's
     # scheduled time; refused, it silently uses the creation time instead.
-    from pipelines import client as kfp_client
     from pipelines.__main__ import build_parser
+    from pipelines.clients import kfp as kfp_client
 
     docs = rendered(f"overlays/{overlay}")
     role = find(docs, "Role", "kfp-mlops-runner")
@@ -348,7 +348,7 @@ def test_seed_job_runs_the_sample_generator_it_names() -> None:
 
 def test_seed_job_writes_as_the_user_the_steps_run_as() -> None:
     # write_sample makes a folder only its owner can read: the Job and the steps share a uid.
-    dockerfile = (ROOT / "images" / "airbyte_sync" / "Dockerfile").read_text()
+    dockerfile = (ROOT / "images" / "Dockerfile").read_text()
     [step_uid] = re.findall(r"^USER (\d+)", dockerfile, flags=re.M)
     seed = find(rendered("overlays/kind"), "Job", "kfp-mlops-seed-sample")
     context = seed["spec"]["template"]["spec"]["securityContext"]
@@ -395,7 +395,7 @@ def test_the_steps_mount_the_stores_volume_except_on_gcp(overlay: str, tmp_path:
         assert settings[platform.STORES_PVC_ENV] == platform.STORES_PVC
         assert all(m == ["/mnt/stores"] for m in mounts.values()), mounts
     # The pods that still mount the volume there make it writable for the steps' user (fsGroup).
-    dockerfile = (ROOT / "images" / "extract" / "Dockerfile").read_text()
+    dockerfile = (ROOT / "images" / "Dockerfile").read_text()
     [step_uid] = re.findall(r"^USER (\d+)", dockerfile, flags=re.M)
     mounting = []
     for doc in docs:
@@ -441,9 +441,9 @@ def test_image_tags_follow_the_package_version_and_are_never_latest() -> None:
         else:
             assert tag == package_version(), image
     assert {i.rpartition(":")[0] for i in images} >= THIRD_PARTY_IMAGES
-    from components.images import image_name
+    from components.images import image_spec
 
-    assert f"ghcr.io/kfp-mlops/{image_name('airbyte_sync')}:{package_version()}" in images
+    assert f"ghcr.io/kfp-mlops/{image_spec('airbyte_sync').repository}:{package_version()}" in images
 
 
 def test_secrets_are_templates_without_values_and_match_what_the_pipelines_reference() -> None:
@@ -489,7 +489,8 @@ def test_no_secret_values_anywhere_under_manifests() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_watcher_deployment_runs_our_watch_command_against_the_cluster(overlay: str) -> None:
-    from components.images import IMAGES, SDK_STEP
+    from components.catalog import IMAGES
+    from components.images import SDK_IMAGE
     from pipelines.__main__ import build_parser
 
     docs = rendered(f"overlays/{overlay}")
@@ -499,7 +500,7 @@ def test_the_watcher_deployment_runs_our_watch_command_against_the_cluster(overl
     pod = watcher["spec"]["template"]["spec"]
     [container] = pod["containers"]
     # an image the project builds, the one that can compile and submit
-    assert SDK_STEP == "extract" and container["image"] == IMAGES[SDK_STEP]
+    assert SDK_IMAGE == "extract" and container["image"] == IMAGES[SDK_IMAGE]
     assert container["command"] == ["python", "-m", "pipelines", "watch"]
     # Kubernetes expands $(VAR) from the container's env: here the settings ConfigMap.
     settings = find(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])["data"]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kfp import compiler, components
 
-from components.images import IMAGES
+from components.catalog import IMAGES
 from components.step import STEP_EXECUTOR
 from pipelines.mlops import mlops
 from pipelines.registry import PIPELINES, load
@@ -117,7 +117,7 @@ def test_platform_spec_wires_secrets_and_the_stores_volume(tmp_path) -> None:
 
 
 def test_both_pipelines_use_the_six_step_images(tmp_path) -> None:
-    from components.images import STEPS
+    from components.images import IMAGE_SPECS as STEPS
     from pipelines.compile import compile_all
 
     images = set()
@@ -264,4 +264,22 @@ def test_step_component_refuses_a_command_it_does_not_know(monkeypatch: pytest.M
 
     monkeypatch.setattr(step, "KFP_EXECUTOR", "python3 -m some.other.runner")
     with pytest.raises(RuntimeError, match=r"no longer runs 'python3 -m some\.other\.runner' once"):
-        step.step_component("promote")(promote.python_func)
+        step.step_component("promote_copy", image="train")(promote.python_func)
+
+
+def test_the_training_defaults_are_declared_once_and_all_three_pipelines_use_them() -> None:
+    from dataclasses import asdict
+
+    from pipelines.continual import continual
+    from pipelines.mlops import mlops, train_and_promote
+    from pipelines.training import DEFAULTS, FORWARDED
+
+    expected = {**asdict(DEFAULTS), "workers": list(DEFAULTS.workers), "expected_trials": 20}
+    for pipeline in (train_and_promote, mlops, continual):
+        inputs = pipeline.component_spec.inputs
+        for name, value in expected.items():
+            if name in inputs:
+                assert inputs[name].default == value, (pipeline.name, name)
+        # Every training parameter the outer pipeline takes reaches the nested one.
+        assert {n for n in FORWARDED if n in inputs} <= set(train_and_promote.component_spec.inputs)
+    assert set(train_and_promote.component_spec.inputs) - {"dataset"} == set(FORWARDED)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
+from components.catalog import IMAGES, STEPS
 from pipelines import platform
 from pipelines.settings import CLUSTER_STORES
 
@@ -163,13 +164,12 @@ def test_without_retries_copies_the_pipeline_for_local_runs(tmp_path: Path) -> N
 
 
 def test_every_step_with_an_image_has_a_wiring() -> None:
-    from components.images import IMAGES
-
-    assert set(IMAGES) <= set(platform.STEPS)
+    assert set(IMAGES) == set(STEPS)
+    assert all(platform.wirings(step) for step in STEPS.values())
 
 
 def test_unknown_step_is_refused_with_the_known_names(tmp_path: Path) -> None:
-    with pytest.raises(KeyError, match=r"no platform wiring for step 'trian'.*airbyte_sync"):
+    with pytest.raises(KeyError, match=r"no step 'trian' is declared.*declared: airbyte_sync"):
         _compile(tmp_path, ["trian"])
 
 
@@ -193,9 +193,9 @@ def test_secret_values_in_the_environment_never_reach_the_compiled_yaml(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("GOOGLE_CREDENTIALS_JSON", key_json)
 
-    spec, text = _compile(tmp_path, list(platform.STEPS))
+    spec, text = _compile(tmp_path, list(STEPS))
 
-    assert len(_executors(spec)) == len(platform.STEPS)  # every step compiled and wired
+    assert len(_executors(spec)) == len(STEPS)  # every step compiled and wired
     for value in [*values.values(), key_json, "MIIEvQ-fake-991", "sa-key-file-4411", "inline-pw-77b0"]:
         assert value not in text
     # What is there are references: Secret names and keys.
@@ -253,7 +253,7 @@ def test_the_stores_volume_is_chosen_at_compile_time_and_can_be_left_out(
     monkeypatch.setenv(platform.STORES_PVC_ENV, "stores-rwx")
     assert claims("extract") == ["stores-rwx"]
     monkeypatch.setenv(platform.STORES_PVC_ENV, "None")
-    for step in platform.STEPS:
+    for step in STEPS:
         assert claims(step) == [], step
     # everything else is still wired
     spec, _ = _compile(tmp_path, ["optimize"])

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.__main__ import main as pipelines_main
-from pipelines.arguments import local_arguments
+from pipelines.cli.run import coerce_params
 from pipelines.continual import continual
+from pipelines.local.arguments import local_arguments
 from pipelines.mlops import mlops
-from pipelines.run_cli import coerce_params
 from pipelines.settings import LocalSettings
 
 

@@ -1,4 +1,4 @@
-"""Argo's task order in local runs (pipelines/scheduler.py): independent tasks overlap, a
+"""Argo's task order in local runs (pipelines/local/scheduler.py): independent tasks overlap, a
 task waits for its own upstreams only, and a failure stops new starts (fail-fast).
 
 Overlap is shown with a rendezvous, not with timings: each of two independent tasks marks
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from kfp import dsl
 
-from pipelines import local, scheduler
+from pipelines import local
+from pipelines.local import scheduler
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)

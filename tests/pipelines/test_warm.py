@@ -1,4 +1,4 @@
-"""Warm task starts (pipelines/warm.py): real kfp.local runs of tiny pipelines whose tasks
+"""Warm task starts (pipelines/local/warm.py): real kfp.local runs of tiny pipelines whose tasks
 are forked from the fork server, and the command recognition they rely on (kfp is pinned)."""
 
 import os
@@ -12,7 +12,8 @@ from kfp import dsl
 
 from components.extract.component import extract
 from components.step import step_component
-from pipelines import guard, local, warm
+from pipelines import local
+from pipelines.local import guard, warm
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
@@ -48,7 +49,7 @@ def _leave_as_a_step(code: int) -> None:
     sys.exit(code)
 
 
-leave_step = step_component("train")(_leave_as_a_step)  # the command every step runs
+leave_step = step_component("leave_as_a_step", image="train")(_leave_as_a_step)  # the command every step runs
 
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)

@@ -19,10 +19,9 @@ import pandas as pd
 import pytest
 
 from components.warehouse import duckdb_connect
-from pipelines import guard
-from pipelines.watch import MAX_INTERVAL_S, Watcher, add_watch_command, check_interval, cmd_watch, main
-from pipelines.watch_probes import DataVersion, SourceProbe, WarehouseProbe
-from pipelines.watch_starters import (
+from pipelines.local import guard
+from pipelines.triggers.probes import DataVersion, SourceProbe, WarehouseProbe
+from pipelines.triggers.starters import (
     FAILED,
     INTERRUPTED,
     STARTED,
@@ -32,7 +31,15 @@ from pipelines.watch_starters import (
     Started,
     WatchError,
 )
-from pipelines.watch_state import State, state_lock
+from pipelines.triggers.state import State, state_lock
+from pipelines.triggers.watch import (
+    MAX_INTERVAL_S,
+    Watcher,
+    add_watch_command,
+    check_interval,
+    cmd_watch,
+    main,
+)
 from tagifai.sample import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,13 +106,13 @@ def test_one_run_per_data_version_across_watcher_instances(source: Path, tmp_pat
 
 
 def test_one_run_per_data_version_across_processes(source: Path, tmp_path: Path) -> None:
-    """Two real `python -m pipelines.watch --once` processes; the command appends what it got."""
+    """Two real `python -m pipelines.triggers.watch --once` processes; the command appends what it got."""
     out, state = tmp_path / "runs.txt", tmp_path / "state.json"
     script = f"import os; open({str(out)!r}, 'a').write(os.environ['KFP_MLOPS_DATA_VERSION'] + '\\n')"
     argv = [
         sys.executable,
         "-m",
-        "pipelines.watch",
+        "pipelines.triggers.watch",
         "--source",
         str(source),
         "--exec",
@@ -142,10 +149,10 @@ def test_a_failed_start_is_retried_and_a_failed_run_is_not(source: Path, tmp_pat
 
 
 def _spawn_watch(source: Path, state: Path, command: list[str], *extra: str) -> subprocess.Popen[str]:
-    """``python -m pipelines.watch --exec COMMAND`` on `source` (default: every 5 s)."""
+    """``python -m pipelines.triggers.watch --exec COMMAND`` on `source` (default: every 5 s)."""
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "pipelines.watch", "--source", str(source)),
+            *(sys.executable, "-m", "pipelines.triggers.watch", "--source", str(source)),
             *("--exec", subprocess.list2cmdline(command), "--state", str(state), "--settle", "0"),
             *(extra or ("--interval", "5")),
         ],

@@ -1,0 +1,137 @@
+"""The points where a local run hooks into kfp.local (kfp is pinned; tests/pipelines checks the
+hook points): each task's log captured and timed, logging while tasks overlap, and named
+outputs in ``dsl.If`` conditions."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from pipelines.local.records import FAILED, SUCCEEDED, Progress, TaskRecord
+
+
+class TaskStream(io.TextIOBase):
+    """Stands in for sys.stdout during a run: routes what each task thread prints into that
+    task's record and the run log, and echoes it to the terminal when verbose."""
+
+    def __init__(self, log: TextIO, echo: TextIO | None):
+        self.local = threading.local()
+        self.log = log
+        self.echo = echo
+        self.lock = threading.Lock()
+
+    def write(self, s: str) -> int:
+        rec: TaskRecord | None = getattr(self.local, "task", None)
+        with self.lock:
+            if rec is not None:
+                rec.log.append(s)
+            self.log.write(s)
+            if self.echo is not None:
+                self.echo.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.log.flush()
+            if self.echo is not None:
+                self.echo.flush()
+
+
+@contextlib.contextmanager
+def observe_tasks(
+    stream: TaskStream, records: list[TaskRecord], progress: Progress, names: dict[str, str]
+) -> Iterator[None]:
+    """Wrap kfp.local's per-task executor to time each task and capture its log.
+
+    kfp is pinned (constraints.txt); the hook point is checked by tests/pipelines.
+    """
+    from kfp.local import status as kstatus
+    from kfp.local.orchestrator import task_executor
+
+    original = task_executor.execute_single_task
+
+    def observed(task_name: str, *args: Any, **kwargs: Any) -> Any:
+        rec = TaskRecord(names.get(task_name, task_name))
+        records.append(rec)
+        stream.local.task = rec
+        progress("start", rec)
+        t0 = time.perf_counter()
+        try:
+            outputs, st = original(task_name, *args, **kwargs)
+            rec.status = SUCCEEDED if st == kstatus.Status.SUCCESS else FAILED
+            return outputs, st
+        except BaseException:
+            rec.status = FAILED
+            raise
+        finally:
+            rec.seconds = time.perf_counter() - t0
+            stream.local.task = None
+            progress("end", rec)
+
+    task_executor.execute_single_task = observed
+    try:
+        yield
+    finally:
+        task_executor.execute_single_task = original
+
+
+@contextlib.contextmanager
+def root_logging(stream: io.TextIOBase) -> Iterator[None]:
+    """Keep a handler on the run's stream on the root logger while the run goes on.
+
+    kfp.local gives the root logger its own handler for each task and puts the previous
+    ones back after it, which is not safe for tasks that overlap: one task's restore can
+    leave the root logger bare while another logs, and logging then sets up a stderr handler
+    of its own, which prints kfp's lines (``ERROR:root:Task ... FAILURE``) on the terminal.
+    """
+    import logging
+
+    from kfp.local.logging_utils import MillisecondFormatter
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        MillisecondFormatter(fmt="%(asctime)s - %(levelname)s - %(message)s", datefmt="%H:%M:%S.%f")
+    )
+    root.handlers = [handler]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+
+
+@contextlib.contextmanager
+def named_outputs_in_conditions() -> Iterator[None]:
+    """Let `dsl.If` conditions read a named output (`task.outputs["decision"]`) locally.
+
+    kfp 2.17's local condition evaluator only resolves a task's single `Output`; a named
+    output (`pipelinechannel--evaluate-decision`) is looked up as a pipeline input, is not
+    found, and the condition is silently false. Clusters are not affected. This resolves
+    such references as task outputs when no pipeline input of that name exists.
+    """
+    from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
+
+    original = ConditionEvaluator.__dict__["_resolve_pipeline_channel"]
+
+    def resolve(channel_ref: str, io_store: Any) -> Any:
+        ref = channel_ref.replace("pipelinechannel--", "")
+        if "-Output" not in ref and "--" not in ref:
+            for key in (ref, channel_ref):
+                with contextlib.suppress(ValueError, KeyError):
+                    return io_store.get_parent_input(key)
+            parts = ref.split("-")
+            for i in range(len(parts) - 1, 0, -1):  # longest task name first: ge-validate-2
+                with contextlib.suppress(ValueError, KeyError):
+                    return io_store.get_task_output("-".join(parts[:i]), "-".join(parts[i:]))
+        return original.__func__(channel_ref, io_store)
+
+    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)
+    try:
+        yield
+    finally:
+        ConditionEvaluator._resolve_pipeline_channel = original

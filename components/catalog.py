@@ -22,10 +22,13 @@ def step_folders() -> list[str]:
 
 def load() -> dict[str, Step]:
     """Import every step's component module; the declared steps by name."""
-    for folder in step_folders():
+    folders = step_folders()
+    for folder in folders:
         importlib.import_module(f"components.{folder}.component")
-    steps = declared()
-    undeclared = sorted(set(step_folders()) - set(steps))
+    # Only the steps of the folders: a component declared elsewhere (a test's, a notebook's)
+    # is a step to wire, but not one of the project's.
+    steps = {name: step for name, step in declared().items() if name in folders}
+    undeclared = sorted(set(folders) - set(steps))
     if undeclared:
         raise RuntimeError(
             f"components/{undeclared[0]}/component.py declares no step: decorate its function with "

@@ -30,6 +30,13 @@ AIRBYTE_PREFIX = "_airbyte_"
 SQL_TYPE_NAMES: dict[str, dict[str, str]] = {
     "bigquery": {"str": "STRING", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"},
 }
+# SQL dialects whose regexes are written with ASCII escapes only. Great Expectations renders
+# the failing-rows query of a regex expectation on BigQuery by putting ``repr(regex)`` into a
+# ``re.sub`` template (great_expectations/expectations/metrics/util.py,
+# _substitute_pyformat_parameters): the repr of a non-printable character such as U+2028 is
+# ``\u2028``, which re.sub refuses ("bad escape \u"), and the expectation ends in an error.
+# RE2, BigQuery's regex engine, spells a code point ``\x{2028}``.
+ASCII_REGEX_DIALECTS = frozenset({"bigquery"})
 # DuckDB tables with more rows than this are validated chunk by chunk (a multiple of
 
 
@@ -49,7 +56,8 @@ def suite_config(
 ) -> dict[str, Any]:
     """The committed suite as JSON data, every expectation with an ``id``.
 
-    ``dialect`` translates type names for a SQL engine (``str`` -> ``STRING`` on BigQuery).
+    ``dialect`` translates type names for a SQL engine (``str`` -> ``STRING`` on BigQuery)
+    and, on BigQuery, writes non-ASCII characters of regexes as RE2 escapes (:func:`re2_ascii`).
     The ids tie each GX result back to its expectation (GX does not keep the suite's order).
     """
     config: dict[str, Any] = json.loads(suite_path(suite, project_root).read_text())
@@ -61,7 +69,21 @@ def suite_config(
             kwargs["type_"] = names.get(kwargs["type_"], kwargs["type_"])
         if "type_list" in kwargs:
             kwargs["type_list"] = [names.get(t, t) for t in kwargs["type_list"]]
+        if dialect in ASCII_REGEX_DIALECTS:
+            for key in ("regex", "regex_list"):
+                if isinstance(kwargs.get(key), str):
+                    kwargs[key] = re2_ascii(kwargs[key])
+                elif isinstance(kwargs.get(key), list):
+                    kwargs[key] = [re2_ascii(r) for r in kwargs[key]]
     return config
+
+
+def re2_ascii(regex: str) -> str:
+    """`regex` with every non-ASCII character written as an RE2 code point (``\\x{2028}``).
+
+    The same pattern to RE2; a character already escaped stays as it is (its escape is ASCII).
+    """
+    return "".join(c if c.isascii() else f"\\x{{{ord(c):04x}}}" for c in regex)
 
 
 def suite_of(config: dict[str, Any], expectations: list[dict[str, Any]] | None = None) -> gx.ExpectationSuite:

@@ -258,11 +258,18 @@ def test_ge_validate_fails_a_bad_table_in_the_emulator_naming_expectation_column
         validate_table(f"bigquery://{project}", "mlops_course", "projects", "projects")
 
     failing = {o.expectation + str(o.columns): o for o in failed.value.summary.outcomes if not o.success}
+    regexes_on_numbers = {  # a regex cannot run on an INT64 column: those expectations error
+        "expect_column_values_to_match_regex('description',)",
+        "expect_column_values_to_not_match_regex('description',)",
+    }
     assert set(failing) == {
         "expect_column_values_to_not_be_null('title',)",
         "expect_column_values_to_be_unique('id',)",
         "expect_column_values_to_be_of_type('description',)",
+        *regexes_on_numbers,
     }
+    assert all(failing[name].error for name in regexes_on_numbers)
+    assert not any(failing[name].error for name in set(failing) - regexes_on_numbers)
     assert failing["expect_column_values_to_not_be_null('title',)"].unexpected_count == 1
     assert failing["expect_column_values_to_be_unique('id',)"].unexpected_count == 2
     assert failing["expect_column_values_to_be_of_type('description',)"].observed == "Integer"
@@ -288,3 +295,21 @@ def test_watcher_probe_sees_a_new_data_version_in_the_emulator_only_when_the_tab
     emulated.insert_rows_json(f"{project}.mlops_course.labeled_projects", _rows(2, start=11))
     second = probe.current()
     assert second is not None and second.rows == 12 and second.key != first.key
+
+
+def test_ge_validate_on_the_emulator_fails_a_title_of_unicode_blanks_without_an_error(
+    seed: Seed, project: str
+) -> None:
+    """The suites' blank-text regexes hold characters such as U+2028; on BigQuery they are sent
+    as RE2 escapes (GX cannot render them otherwise), and still mean the same characters."""
+    rows = _rows(20, tagged=False)
+    rows[5]["title"] = "\u2028\u3000\u200b"  # only blanks: not a title
+    seed("mlops_course", "projects", rows, PROJECT_SCHEMA)
+
+    with pytest.raises(ValidationFailed) as failed:
+        validate_table(f"bigquery://{project}", "mlops_course", "projects", "projects")
+
+    failing = {o.expectation + str(o.columns): o for o in failed.value.summary.outcomes if not o.success}
+    assert set(failing) == {"expect_column_values_to_match_regex('title',)"}
+    outcome = failing["expect_column_values_to_match_regex('title',)"]
+    assert (outcome.error, outcome.unexpected_count) == ("", 1)

@@ -149,7 +149,9 @@ def test_rollback_component(store: dict[str, Any]) -> None:
     register(store, tracking.MODEL_NAME, 2)
     promote(uri, "1", "first")
     promote(uri, "2", "second")
-    assert rollback_component.python_func(tracking_uri=uri, reason="monitor: rollback") == "1"
+    assert (
+        rollback_component.python_func(tracking_uri=uri, reason="monitor: rollback").champion_version == "1"
+    )
     assert champion(uri, tracking.MODEL_NAME)[1]["rollback_reason"] == "monitor: rollback"
     with pytest.raises(NoPreviousVersion):
         rollback_component.python_func(tracking_uri=uri, reason="again")

@@ -69,7 +69,7 @@ def _gate_flow(inputs: Path, tmp: Path, uri: str, artifact_root: str) -> dict[st
     e1, _ = _evaluate(inputs, tmp / "e1", uri, t1.version)
     assert (t1.version, e1.decision, e1.champion_version) == ("1", PROMOTE, "")
     assert f"(f1 {t1.test_f1:.4f})" in e1.reason  # evaluate scored the same test rows as train
-    assert promote.python_func(version=t1.version, tracking_uri=uri, reason=e1.reason) == "1"
+    assert promote.python_func(version=t1.version, tracking_uri=uri, reason=e1.reason).champion_version == "1"
     version, tags = _champion(uri)
     assert (version, tags["promoted_from"], tags["promotion_reason"]) == ("1", "none", e1.reason)
 
@@ -86,7 +86,7 @@ def _gate_flow(inputs: Path, tmp: Path, uri: str, artifact_root: str) -> dict[st
 
     # Idempotent: promoting the champion again changes nothing.
     before = _champion(uri)
-    assert promote.python_func(version="1", tracking_uri=uri, reason="again") == "1"
+    assert promote.python_func(version="1", tracking_uri=uri, reason="again").champion_version == "1"
     assert _champion(uri) == before
     return {"t1": t1, "t2": t2}
 
@@ -100,7 +100,7 @@ def test_gate_promotes_the_first_model_and_keeps_the_champion_against_a_worse_on
     assert (e.decision, e.reason) == (KEEP, "v1 is already the champion")
 
     # A manual promotion (e.g. a rollback drill) records what it replaced, and back again.
-    assert promote.python_func(version="2", tracking_uri=uri, reason="manual") == "2"
+    assert promote.python_func(version="2", tracking_uri=uri, reason="manual").champion_version == "2"
     assert _champion(uri)[0] == "2"
     assert {k: _champion(uri)[1][k] for k in ("promoted_from", "promotion_reason")} == {
         "promoted_from": "1",
@@ -124,7 +124,10 @@ def test_a_candidate_is_not_promoted_over_a_champion_it_was_not_compared_with(
     promote.python_func(version=versions[0], tracking_uri=uri, compared_with="")
     seen = [_evaluate(inputs, tmp_path / f"e{v}", uri, v)[0].champion_version for v in versions[1:]]
     assert seen == ["1", "1"]
-    assert promote.python_func(version=versions[1], tracking_uri=uri, compared_with=seen[0]) == "2"
+    assert (
+        promote.python_func(version=versions[1], tracking_uri=uri, compared_with=seen[0]).champion_version
+        == "2"
+    )
     with pytest.raises(ChampionChanged, match=r"compared with champion v1, but the champion is now v2"):
         promote.python_func(version=versions[2], tracking_uri=uri, compared_with=seen[1])
     assert _champion(uri)[0] == "2"

@@ -108,7 +108,7 @@ def run_monitor(
         report=report,
         summary=summary,
         policy_json=json.dumps(policy or {}),
-    )
+    ).decision
     assert report.metadata["decision"] == summary.metadata["decision"] == decision
     return decision, report
 
@@ -360,12 +360,18 @@ def test_degraded_champion_is_rolled_back(tmp_path: Path, madewithml_dir: Path) 
     assert "does not reproduce the champion's test F1" in meta["statistics"]["confidence"]["skipped"]
 
     reason = "monitor: " + meta["reasons"][0]
-    assert rollback.python_func(tracking_uri=registry.uri, reason=reason, from_version="2") == "1"
+    assert (
+        rollback.python_func(tracking_uri=registry.uri, reason=reason, from_version="2").champion_version
+        == "1"
+    )
     champion = tracking.get_alias(registry.uri)
     assert champion is not None and str(champion.version) == "1"
     assert (champion.tags["rolled_back_from"], champion.tags["rollback_reason"]) == ("2", reason)
     demoted = tracking.client(registry.uri).get_model_version(tracking.MODEL_NAME, "2")
     assert (demoted.tags["rolled_back_to"], demoted.tags["rollback_reason"]) == ("1", reason)
     # A retried rollback task changes nothing.
-    assert rollback.python_func(tracking_uri=registry.uri, reason=reason, from_version="2") == "1"
+    assert (
+        rollback.python_func(tracking_uri=registry.uri, reason=reason, from_version="2").champion_version
+        == "1"
+    )
     assert str(tracking.get_alias(registry.uri).version) == "1"

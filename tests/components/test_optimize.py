@@ -41,7 +41,7 @@ from components.optimize.component import optimize
 args = json.loads(sys.argv[1])
 dataset = dsl.Dataset(uri=args.pop("dataset"))
 started = time.time()
-finished = optimize.python_func(dataset=dataset, **args)
+finished = optimize.python_func(dataset=dataset, **args).finished_trials
 print("RESULT=" + json.dumps({"finished": finished, "started": started, "ended": time.time()}))
 """
 
@@ -154,7 +154,7 @@ def summarize(study: dict[str, Any]) -> tuple[float, dsl.Artifact, dsl.HTML, opt
         expected_trials=WORKERS * TRIALS_PER_WORKER,
         best_params=best_params,
         report=report,
-    )
+    ).best_f1
     loaded = optuna.load_study(study_name=study["study_name"], storage=study["storage"])
     assert best == pytest.approx(loaded.best_value)
     assert best_params.metadata["finished_trials"] == WORKERS * TRIALS_PER_WORKER

@@ -29,13 +29,11 @@ def promote(
         champion_version: The promoted version.
     """
     from components.promote.core import promote as promote_version
+    from components.registry import champion_outputs
 
     out = promote_version(tracking_uri, version, reason, compared_with=compared_with)
     if out.changed:
         print(f"champion: v{out.previous or '-'} -> v{out.version} ({reason})")
     else:
         print(f"v{out.version} already is the champion; nothing changed")
-    from collections import namedtuple
-
-    Outputs = namedtuple("Outputs", ["champion_version"])
-    return Outputs(out.version)
+    return champion_outputs(out.version)

@@ -28,6 +28,7 @@ def rollback(
     Returns:
         champion_version: The champion version after the rollback.
     """
+    from components.registry import champion_outputs
     from components.rollback.core import rollback as roll_back
 
     out = roll_back(tracking_uri, reason, from_version=from_version)
@@ -35,7 +36,4 @@ def rollback(
         print(f"champion: v{out.rolled_back_from} -> v{out.version} (rollback: {reason})")
     else:
         print(f"v{out.rolled_back_from} was already rolled back to v{out.version}; nothing changed")
-    from collections import namedtuple
-
-    Outputs = namedtuple("Outputs", ["champion_version"])
-    return Outputs(out.version)
+    return champion_outputs(out.version)

@@ -6,7 +6,9 @@ too) and raises :class:`RunInterrupted` in the main thread, which unwinds the ru
 stores folder is released and the run's temporary folders are removed on the way out. A
 second signal while that happens only ends tasks again. The command then prints what
 :meth:`Tracker.message` says — which tasks were running, and what the run changed — and
-exits 128 + the signal (130 for Ctrl-C, 143 for SIGTERM), without a traceback.
+exits 128 + the signal (130 for Ctrl-C, 143 for SIGTERM), without a traceback. The task
+processes are in process groups of their own (:mod:`pipelines.local.warm`), so a Ctrl-C in the
+terminal reaches the run alone: it notes what was running before anything ends.
 
 What a stopped run leaves: each task writes only its own outputs until ``publish``, which
 swaps the validated table in within one transaction, and ``promote`` / ``roll back

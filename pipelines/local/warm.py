@@ -174,6 +174,10 @@ def _child(source: str, args: list[str], env: dict[str, str], cwd: str, log_path
     guard.die_with_parent(server, signal.SIGKILL)  # the server ends: so does the task
     guard.become_subreaper()
     _drop_alive_pipe()
+    # A process group of its own: the terminal's Ctrl-C reaches the run only, which notes the
+    # running tasks and then ends them (pipelines.local.interrupt); a task that got the signal
+    # too could end first, and the run would not know it had been running.
+    os.setpgid(0, 0)
     # A fresh interpreter's signal handling (the server ignores SIGINT and handles SIGTERM).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -300,8 +304,8 @@ def run_subprocess(full_command: Sequence[str], env_vars: dict[str, str] | None)
         return 1
     env = {**os.environ, **(env_vars or {})}
     argv = lifetime.guard_command(list(full_command), parent=os.getpid())
-    with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+    with subprocess.Popen(  # in a process group of its own, as a warm task (see _child)
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, process_group=0
     ) as process:
         guard_pid = process.pid
         try:

@@ -40,6 +40,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from pipelines.local import lifetime
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -481,22 +483,6 @@ def written_join(source: Path) -> set[tuple[int, str, str, str]]:
 # --- killed mid-way -----------------------------------------------------------------------
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
 @dataclass
 class KilledRun:
     marker_seen: bool
@@ -511,7 +497,8 @@ class KilledRun:
 
 
 def kill_then_rerun(source: Path, stores: Path) -> KilledRun:
-    """Start a run, SIGKILL its whole process group while dbt writes, then run again."""
+    """Start a run in a session of its own, SIGKILL its process group while dbt writes (the
+    tasks are in groups of their own: they must end with the run), then run again."""
     proc = subprocess.Popen(
         cli_command(source, stores),
         cwd=ROOT,
@@ -543,15 +530,15 @@ def kill_then_rerun(source: Path, stores: Path) -> KilledRun:
     while marker_seen and proc.poll() is None and not wal.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     wal_seen = wal.exists()
-    members = group_members(proc.pid)
+    members = lifetime.session_members(proc.pid)
     with contextlib.suppress(ProcessLookupError):  # gone already: the returncode check says so
         os.killpg(proc.pid, signal.SIGKILL)
     returncode = proc.wait(timeout=30)
     watcher.join(timeout=10)
     deadline = time.monotonic() + 10
-    while group_members(proc.pid) and time.monotonic() < deadline:
+    while lifetime.session_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    survivors = group_members(proc.pid)
+    survivors = lifetime.session_members(proc.pid)
 
     # No lock may outlive the killed processes: a writer must open the file at once.
     lock_error = ""

@@ -264,5 +264,5 @@ def test_a_watcher_killed_mid_run_leaves_nothing_running_and_its_restart_runs_th
         == state["published"]["data_version"]
     )
     assert table(stores / "warehouse.duckdb") == expected(source)
-    logs = [log.read_text() for log in sorted((stores / "runs").glob(".dataops-*.log"))]
+    logs = [log.read_text() for log in sorted((stores / "runs").glob("dataops-*/run.log"))]
     assert len(logs) == 2 and [PUBLISH_DONE.search(log) is not None for log in logs] == [False, True]

@@ -38,6 +38,7 @@ def compose(
             eval_rows, reference_rows, new_rows, champion, eval_fraction, seed, and from the
             snapshot's metadata: table, as_of, as_of_source, as_of_note.
     """
+    from components.artifacts import PARQUET
     from components.compose.core import compose as compose_rows
     from components.snapshot import snapshot_origin
 
@@ -55,6 +56,7 @@ def compose(
     )
     retraining_set.metadata.update(
         {
+            "kind": PARQUET,
             **out.metadata(),
             **window.metadata(),
             "eval_fraction": eval_fraction,

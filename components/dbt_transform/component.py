@@ -38,9 +38,9 @@ def dbt_transform(
 
     sources = {}
     for name, artifact in (("projects", projects), ("tags", tags)):
-        ref = read_table_ref(artifact.path)
+        ref = read_table_ref(artifact.path, artifact.metadata)
         # The dbt sources are fixed tables: refuse to transform anything but what was validated.
-        if ref is None or ref.table != name:
+        if ref.table != name:
             raise ValueError(f"input {name} must reference the raw table {name!r}, got {ref}")
         sources[name] = ref
     raw_schema = sources["projects"].schema

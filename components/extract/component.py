@@ -32,6 +32,7 @@ def extract(
             warehouse, table, as_of (the cutoff applied, '' for none) and its source.
     """
     from components import cutoff
+    from components.artifacts import PARQUET
     from components.extract.core import extract as extract_table
 
     window = cutoff.resolve(as_of, scheduled_time)
@@ -39,6 +40,7 @@ def extract(
     out = extract_table(warehouse, dataset.path, schema=schema, table=table, cutoff=window)
     dataset.metadata.update(
         {
+            "kind": PARQUET,
             "rows": out.rows,
             "data_version": out.data_version,
             "warehouse": out.warehouse,

@@ -38,7 +38,9 @@ def ge_validate(
     from components.ge_validate.core import validate_input
     from components.ge_validate.results import ValidationFailed
 
-    summary = validate_input(dataset.path, suite, data_docs_path=data_docs.path, raise_on_failure=False)
+    summary = validate_input(
+        dataset.path, suite, metadata=dataset.metadata, data_docs_path=data_docs.path, raise_on_failure=False
+    )
     data_docs.metadata.update(
         {
             "suite": summary.suite,

@@ -14,10 +14,11 @@ The entry point of the step: :func:`validate_table` (a warehouse table) and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.artifacts import read_table_ref
+from components.artifacts import TABLE_REF, dataset_kind, read_table_ref
 from components.ge_validate.bigquery import bigquery_batch_spec, bigquery_columns, validate_sql
 from components.ge_validate.report import finish
 from components.ge_validate.results import ValidationSummary
@@ -75,6 +76,7 @@ def validate_input(
     path: str | Path,
     suite: str,
     *,
+    metadata: Mapping[str, Any] | None = None,
     data_docs_path: str | Path | None = None,
     raise_on_failure: bool = True,
     project_root: str | Path | None = None,
@@ -85,10 +87,11 @@ def validate_input(
     A reference is validated in its warehouse (pushed down on BigQuery); its recorded
     data version is kept so the report joins the lineage of the step that wrote it.
     Parquet is validated in DuckDB like a DuckDB table, never held whole; its data version
-    is the one extract recorded for it (``frame_version`` of the frame it wrote).
+    is the one extract recorded for it (``frame_version`` of the frame it wrote). Which of
+    the two it is, the artifact's `metadata` says (``kind``; :func:`components.artifacts.dataset_kind`).
     """
-    ref = read_table_ref(path)
-    if ref is not None:
+    if dataset_kind(path, metadata) == TABLE_REF:
+        ref = read_table_ref(path, metadata)
         return validate_table(
             ref.warehouse,
             ref.schema,

@@ -31,9 +31,7 @@ def publish(
     from components.artifacts import read_table_ref, write_table_ref
     from components.publish.core import publish as publish_table
 
-    ref = read_table_ref(audited.path)
-    if ref is None:
-        raise ValueError(f"publish expects a table reference, got {audited.path}")
+    ref = read_table_ref(audited.path, audited.metadata)  # a parquet dataset is refused
     out = publish_table(ref, schema=schema, table=table)
     write_table_ref(published, out)
     print(f"published {out.fqn}: {out.rows} rows, version {out.data_version}")

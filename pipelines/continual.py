@@ -10,10 +10,9 @@ extract (one snapshot of labeled_projects, cut at the run's as_of / scheduled ti
        continue -> nothing changes
 
 Only extract reads the warehouse (as in the mlops pipeline). monitor and compose both take
-its one snapshot as input, so they see exactly the same rows. (They used to read the table
-themselves, each at its own time: without a cutoff, rows published between the two reads
-reached compose unmonitored.) Their image (train's) needs no warehouse client, and their
-tasks no warehouse credentials.
+its one snapshot as input, so they see exactly the same rows: a row published while the run
+goes on cannot reach compose unmonitored. Their image (train's) needs no warehouse client,
+and their tasks no warehouse credentials.
 
 `as_of` (or, on a cluster, the run's scheduled time) cuts the snapshot: the run sees the
 rows created before that instant, so a backfilled run sees what a run at that time would have.

@@ -6,6 +6,7 @@ upload | submit | schedule | runs --host URL      (pipelines.cli.cluster)
 watch --source DIR | --warehouse URI             (pipelines.triggers.watch)
 backfill mlops|continual --start T --end T       (pipelines.triggers.backfill)
 check [FILE ...]                                 (pipelines.cli.check)
+params [PIPELINE ...] [--json]                   (pipelines.cli.params)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from pipelines import registry
 from pipelines.cli.check import add_check_command
 from pipelines.cli.cluster import add_cluster_commands
+from pipelines.cli.params import add_params_command
 from pipelines.cli.run import add_local_options, cmd_run
 from pipelines.triggers.backfill import add_backfill_command
 from pipelines.triggers.watch import add_watch_command
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_watch_command(sub)
     add_backfill_command(sub)
     add_check_command(sub)
+    add_params_command(sub)
     return ap
 
 

@@ -324,7 +324,7 @@ def add_local_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a pipeline parameter (repeatable)",
+        help="override a pipeline parameter (repeatable); `python -m pipelines params` lists them",
     )
     parser.add_argument(
         "--sequential",

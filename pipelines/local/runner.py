@@ -101,9 +101,55 @@ def backend_problems(pipeline_func: Any, arguments: dict[str, Any]) -> list[str]
     return [p.line() for p in conformance.check(pipeline_func.pipeline_spec, platform, arguments=arguments)]
 
 
-def docker_runner(runs_root: Path, mounts: dict[str, bool]) -> Any:
+def pipeline_images(pipeline_spec: Any) -> dict[str, list[str]]:
+    """The container images a compiled pipeline runs, each with the components that use it."""
+    from google.protobuf import json_format
+
+    executors = json_format.MessageToDict(pipeline_spec.deployment_spec).get("executors", {})
+    images: dict[str, list[str]] = {}
+    for label, executor in sorted(executors.items()):
+        image = executor.get("container", {}).get("image")
+        component = re.sub(r"-\d+$", "", label.removeprefix("exec-"))  # ge-validate-2: ge-validate
+        if image and component not in images.get(image, []):
+            images.setdefault(image, []).append(component)
+    return images
+
+
+def check_images(client: Any, images: dict[str, list[str]]) -> None:
+    """Make sure the engine has every image, pulling those it lacks (as kfp.local would).
+
+    Raises:
+        RuntimeError: An image is neither there nor pullable; the message names each such
+            image, the components that need it, and how to build them.
+    """
+    import docker
+
+    missing = []
+    for image, users in images.items():
+        try:
+            client.images.get(image)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        print(f"pulling {image} (not in the Docker engine) ...", file=sys.stderr, flush=True)
+        try:
+            client.images.pull(image)
+        except docker.errors.APIError as exc:
+            reason = str(getattr(exc, "explanation", "") or exc).splitlines()[0][:200]
+            missing.append(f"{image} (for {', '.join(users)}; pull: {reason})")
+    if missing:
+        raise RuntimeError(
+            "the Docker engine has no image " + "; ".join(missing) + ". Build the images with "
+            "`make images` (or set IMAGE_REGISTRY to the registry that holds them)"
+        )
+
+
+def docker_runner(
+    runs_root: Path, mounts: dict[str, bool], images: dict[str, list[str]] | None = None
+) -> Any:
     """A DockerRunner whose containers see `mounts` (host path -> read-only?) at the same
     paths as the host, so warehouse / MLflow / source URIs mean the same thing inside.
+    Every one of `images` must be in the engine, or pullable (:func:`check_images`).
 
     Containers run as the invoking user so the files they write stay that user's.
     """
@@ -112,9 +158,14 @@ def docker_runner(runs_root: Path, mounts: dict[str, bool]) -> Any:
     from kfp import local
 
     try:
-        docker.from_env().ping()
+        client = docker.from_env()
+        client.ping()
     except Exception as exc:
         raise RuntimeError(f"no Docker engine answers ({exc}); start one or use --local") from None
+    try:
+        check_images(client, images or {})
+    finally:
+        client.close()
     binds = [Mount(target=p, source=p, type="bind", read_only=ro) for p, ro in sorted(mounts.items())]
     return local.DockerRunner(mounts=binds, user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"})
 
@@ -157,12 +208,13 @@ def run(
 
     name = pipeline_func.pipeline_spec.pipeline_info.name
     names = display_names(pipeline_func.pipeline_spec)
-    run_home = new_run_folder(runs_root, name)
     starts: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if runner == "docker":
         from pipelines.local import containers
 
-        kfp_runner: Any = docker_runner(runs_root, docker_mounts or {})
+        kfp_runner: Any = docker_runner(
+            runs_root, docker_mounts or {}, pipeline_images(pipeline_func.pipeline_spec)
+        )
         starts = containers.ended_with_run()  # labelled, stopped on an interrupt, reaped
     else:
         from pipelines.local import warm
@@ -172,6 +224,7 @@ def run(
         if warm.enabled():
             # Now, before TMPDIR points into the run: the server's socket lives in a temp dir.
             warm.start([name])
+    run_home = new_run_folder(runs_root, name)  # once the runner is ready (no folder for a refused run)
     local.init(runner=kfp_runner, pipeline_root=str(run_home), raise_on_error=False)
 
     # kfp.local leaves a temp folder per task: give the run its own and remove it after (a

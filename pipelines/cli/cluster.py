@@ -233,6 +233,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.local:  # the runs of this machine: their folders under the stores
+        from pipelines.local.folders import list_runs
+        from pipelines.settings import LocalSettings
+
+        local = list_runs(LocalSettings.from_env(args.stores).runs)[: args.limit]
+        for row in local:
+            row["seconds"] = "" if row["seconds"] is None else f"{float(str(row['seconds'])):.1f}"
+        print(kfp_client.table(local, ["run", "status", "started", "seconds", "reports"]))  # type: ignore[arg-type]
+        return 0
     rows = kfp_client.runs(_connection(args), limit=args.limit)
     print(kfp_client.table(rows, ["id", "name", "state", "created", "finished"]))
     return 0
@@ -374,4 +383,6 @@ def add_cluster_commands(subparsers: Any) -> None:
 
     ls = subparsers.add_parser("runs", parents=[common], help="recent runs and their states")
     ls.add_argument("--limit", type=int, default=20, help="how many runs (newest first)")
+    ls.add_argument("--local", action="store_true", help="this machine's runs (python -m pipelines run)")
+    ls.add_argument("--stores", default=None, help="with --local: the stores folder (default: stores/)")
     ls.set_defaults(func=cmd_runs)

@@ -47,3 +47,69 @@ def remove_stale_temp(runs_root: Path) -> list[Path]:
         shutil.rmtree(temp, ignore_errors=True)
         removed.append(temp)
     return removed
+
+
+# --------------------------------------------------------------------------- what a run keeps
+#
+# <runs>/<run>/run.log        the run's log: every task's output, in order
+# <runs>/<run>/reports/       its HTML and Markdown reports (<task>.<artifact>.html)
+# <runs>/<run>/result.json    its outcome: status, seconds, tasks, reports, error
+# <reports>/<pipeline>        a pointer (symlink) to the reports of the pipeline's latest run
+
+RESULT = "result.json"
+REPORTS = "reports"
+
+
+def write_result(folder: Path, result: dict[str, object]) -> None:
+    """Write the run's outcome into its folder, whole or not at all."""
+    part = folder / f".{RESULT}.part"
+    part.write_text(json.dumps(result, indent=2, default=str))
+    part.replace(folder / RESULT)
+
+
+def point_latest(pointer: Path, target: Path) -> None:
+    """Make `pointer` a symlink to `target` (relative), replacing the previous one atomically:
+    a reader sees the old run's reports or the new run's, never a half-made folder. A real
+    folder in its place (reports copied there before runs kept their own) is moved aside to
+    ``<pointer>.before-<time>``."""
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    if pointer.is_dir() and not pointer.is_symlink():
+        pointer.rename(pointer.with_name(f"{pointer.name}.before-{time.strftime('%Y%m%d-%H%M%S')}"))
+    temp = pointer.with_name(f".{pointer.name}.{os.getpid()}-{secrets.token_hex(2)}")
+    temp.symlink_to(os.path.relpath(target, pointer.parent))
+    temp.replace(pointer)
+
+
+def list_runs(runs_root: Path) -> list[dict[str, object]]:
+    """The local runs under `runs_root`, newest first: folder, pipeline, start time, status
+    (``running`` while its process lives; ``killed`` when it ended without a result), seconds,
+    error, reports and log."""
+    rows: list[dict[str, object]] = []
+    for owner_file in runs_root.glob(f"*/{_OWNER}"):
+        folder = owner_file.parent
+        try:
+            owner = json.loads(owner_file.read_text())
+        except (OSError, ValueError):
+            continue
+        row: dict[str, object] = {
+            "run": folder.name,
+            "pipeline": folder.name.split("-")[0],
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(owner.get("started", 0)))),
+            "status": "",
+            "seconds": None,
+            "error": "",
+            "reports": str(folder / REPORTS) if (folder / REPORTS).is_dir() else "",
+            "log": str(folder / "run.log"),
+            "_t": float(owner.get("started", 0)),
+        }
+        try:
+            result = json.loads((folder / RESULT).read_text())
+            row.update(
+                status=result.get("status", ""), seconds=result.get("seconds"), error=result.get("error", "")
+            )
+        except (OSError, ValueError):
+            here = owner.get("host") == socket.gethostname()
+            row["status"] = "running" if here and alive(int(owner.get("pid", 0))) else "killed"
+        rows.append(row)
+    rows.sort(key=lambda r: float(r.pop("_t")), reverse=True)  # type: ignore[arg-type]
+    return rows

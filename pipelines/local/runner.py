@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pipelines.local.folders import TMP, new_run_folder
+from pipelines.local.folders import REPORTS, TMP, new_run_folder, point_latest, write_result
 from pipelines.local.hooks import TaskStream, named_outputs_in_conditions, observe_tasks, root_logging
 from pipelines.local.records import FAILED, SUCCEEDED, Progress, RunResult, TaskRecord
 
@@ -55,9 +55,9 @@ def report_types(pipeline_spec: Any) -> dict[tuple[str, str], str]:
 
 def _collect(
     run_dir: Path, kinds: dict[tuple[str, str], str], reports_dir: Path, names: dict[str, str]
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Task outputs from each executor_output.json, and the HTML / Markdown reports copied
-    to `reports_dir` under stable names (`<task>.<artifact>.html`; the newest run wins).
+    to `reports_dir` under stable names (`<task>.<artifact>.html`): artifact path -> copy.
 
     Reports are found by their place in the run folder, not through executor_output.json,
     which a failed task never writes: a failed validation's Data Docs are listed too.
@@ -77,7 +77,7 @@ def _collect(
             "parameters": data.get("parameterValues", {}),
             "artifacts": arts,
         }
-    reports: list[str] = []
+    reports: dict[str, str] = {}
     for (task, art), ext in sorted(kinds.items()):
         for i, src in enumerate(
             sorted(p for p in run_dir.rglob(art) if p.parent.name == task and p.is_file())
@@ -86,8 +86,8 @@ def _collect(
             label = names.get(task, task).replace(" ", "-") + (f"-{i}" if i else "")
             dst = reports_dir / f"{label}.{art}{ext}"
             shutil.copyfile(src, dst)
-            reports.append(str(dst))
-    return outputs, sorted(reports)
+            reports[str(src)] = str(dst)
+    return outputs, reports
 
 
 def backend_problems(pipeline_func: Any, arguments: dict[str, Any]) -> list[str]:
@@ -275,16 +275,18 @@ def run(
     # kfp.local's own folder for the run (<pipeline>-<timestamp>), the one folder it made here.
     made = [p for p in run_home.iterdir() if p.is_dir() and p.name != TMP]
     run_dir = made[0] if len(made) == 1 else None
-    reports_dir = (reports_root or runs_root.parent / "reports") / name
     kinds = report_types(pipeline_func.pipeline_spec)
-    outputs, reports = _collect(run_dir, kinds, reports_dir, names) if run_dir else ({}, [])
+    copied = _collect(run_dir, kinds, run_home / REPORTS, names) if run_dir else ({}, {})
+    outputs, reports = copied[0], sorted(copied[1].values())
     failed = [t for t in records if t.status != SUCCEEDED]
     if failed and not error:
         error = "; ".join(f"task {t.name} failed: {t.error() or 'see ' + str(log_path)}" for t in failed)
+    for src, dst in copied[1].items():  # name the report that opens as a page, not the artifact
+        error = error.replace(src, dst)
     status = FAILED if error or failed or not records else SUCCEEDED
     if not records and not error:
         error = "no task ran"
-    return RunResult(
+    result = RunResult(
         pipeline=name,
         status=status,
         seconds=seconds,
@@ -296,3 +298,7 @@ def run(
         error=error,
         order="sequential" if sequential else "argo",
     )
+    write_result(run_home, result.to_dict())
+    if reports:
+        point_latest((reports_root or runs_root.parent / "reports") / name, run_home / REPORTS)
+    return result

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 
 from components.parquet import read_parquet
+from components.progress import progress
 from components.study import FINISHED_STATES, open_storage, retry_setup, storage_error
 from tagifai import embeddings, tracking
 from tagifai.config import DataConfig, SearchSpace, TrainParams
@@ -97,6 +98,18 @@ def study_parent_run(
     return winner
 
 
+def _show_progress(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, worker: int, done: int, n_trials: int
+) -> None:
+    """``worker 1: trial 3/10 (#7) val F1 0.8123; study best 0.8421`` (best of all workers)."""
+    outcome = f"val F1 {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+    try:
+        best = f"study best {study.best_value:.4f}"
+    except ValueError:  # no trial of the study has completed yet
+        best = "no completed trial yet"
+    progress(f"worker {worker}: trial {done}/{n_trials} (#{trial.number}) {outcome}; {best}")
+
+
 def _trial_hook(
     *,
     tracking_uri: str,
@@ -107,12 +120,15 @@ def _trial_hook(
     base: TrainParams,
     artifact_location: str | None,
     result: WorkerResult,
+    n_trials: int,
 ) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
-    """A study callback that logs every finished trial (complete, pruned, failed) as a child run."""
+    """A study callback that logs every finished trial (complete, pruned, failed) as a child
+    run, and prints how far the worker is: trials done of `n_trials`, the study's best so far."""
 
     def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         result.trials.append(trial.number)
         result.states[trial.state.name] = result.states.get(trial.state.name, 0) + 1
+        _show_progress(study, trial, worker, len(result.trials), n_trials)
         metrics: dict[str, float] = {}
         if trial.value is not None:
             metrics["val_f1"] = float(trial.value)
@@ -203,6 +219,7 @@ def run_worker(
         base=base,
         artifact_location=artifact_location,
         result=result,
+        n_trials=n_trials,
     )
     client = tracking.client(tracking_uri)
     remaining = n_trials

@@ -87,6 +87,8 @@ def _progress(out: Any) -> Any:
     def show(event: str, rec: Any) -> None:
         if event == "start":
             print(f"  ▶ {rec.name}", file=out, flush=True)
+        elif event == "note":
+            print(f"    {rec.name}: {rec.note}", file=out, flush=True)
         else:
             mark = "✓" if rec.status == "SUCCEEDED" else "✗"
             print(

@@ -8,20 +8,23 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from components.progress import PROGRESS_MARK
 from pipelines.local.records import FAILED, SUCCEEDED, Progress, TaskRecord
 
 
 class TaskStream(io.TextIOBase):
     """Stands in for sys.stdout during a run: routes what each task thread prints into that
-    task's record and the run log, and echoes it to the terminal when verbose."""
+    task's record and the run log, and echoes it to the terminal when verbose; otherwise a
+    task's progress lines (:data:`PROGRESS_MARK`) go to `note`."""
 
-    def __init__(self, log: TextIO, echo: TextIO | None):
+    def __init__(self, log: TextIO, echo: TextIO | None, note: Callable[[TaskRecord], None] | None = None):
         self.local = threading.local()
         self.log = log
         self.echo = echo
+        self.note = note
         self.lock = threading.Lock()
 
     def write(self, s: str) -> int:
@@ -32,6 +35,12 @@ class TaskStream(io.TextIOBase):
             self.log.write(s)
             if self.echo is not None:
                 self.echo.write(s)
+        if rec is not None and self.note is not None and PROGRESS_MARK in s:
+            for line in s.splitlines():
+                text = line.strip()
+                if text.startswith(PROGRESS_MARK):
+                    rec.note = text.removeprefix(PROGRESS_MARK)
+                    self.note(rec)
         return len(s)
 
     def flush(self) -> None:
@@ -55,7 +64,10 @@ def observe_tasks(
     original = task_executor.execute_single_task
 
     def observed(task_name: str, *args: Any, **kwargs: Any) -> Any:
-        rec = TaskRecord(names.get(task_name, task_name))
+        name = names.get(task_name, task_name)
+        # Tasks of one name (a ParallelFor's iterations): optimize, optimize #2, ...
+        seen = sum(1 for r in records if r.name == name or r.name.startswith(f"{name} #"))
+        rec = TaskRecord(f"{name} #{seen + 1}" if seen else name)
         records.append(rec)
         stream.local.task = rec
         progress("start", rec)

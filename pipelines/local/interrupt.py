@@ -65,6 +65,9 @@ class Tracker:
 
         def on(event: str, rec: Any) -> None:
             key = (pipeline, rec.name)
+            if event == "note":  # a progress line of a running task
+                self.show(event, rec)
+                return
             if event == "start":
                 self.running.append(key)
                 self.show(event, rec)

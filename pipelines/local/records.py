@@ -19,6 +19,7 @@ class TaskRecord:
     status: str = "RUNNING"
     seconds: float = 0.0
     log: list[str] = field(default_factory=list, repr=False)
+    note: str = ""  # the task's latest progress line (PROGRESS_MARK)
 
     def error(self) -> str:
         """The last exception line in the task's log (what the step raised), if any."""

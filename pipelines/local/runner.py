@@ -242,7 +242,8 @@ def run(
     # can restore each other's swap and leave it in place: put the original back afterwards.
     original_print = builtins.print
     with open(log_path, "w") as log:
-        stream = TaskStream(log, sys.stdout if verbose else None)
+        notes = None if verbose or progress is None else (lambda rec: progress("note", rec))
+        stream = TaskStream(log, sys.stdout if verbose else None, note=notes)
         observer = observe_tasks(stream, records, progress or (lambda e, r: None), names)
         order = scheduler.argo_order(enabled=not sequential)
         with (

@@ -83,7 +83,12 @@ def run_workers(
     for proc in procs:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, f"worker failed:\n{err[-4000:]}"
-        results.append(json.loads(out.rsplit("RESULT=", 1)[1]))
+        results.append(
+            {
+                **json.loads(out.rsplit("RESULT=", 1)[1]),
+                "progress": re.findall(r"^\[progress\] (.*)$", out, re.M),
+            }
+        )
     return {**shared, "tmp": tmp, "results": results, "seconds": time.monotonic() - t0}
 
 
@@ -92,6 +97,18 @@ def study(madewithml_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     """Two optimize workers run concurrently on one sqlite study."""
     tmp = tmp_path_factory.mktemp("optimize")
     return run_workers(madewithml_dir, tmp, f"sqlite:///{tmp / 'stores' / 'optuna.db'}")
+
+
+def test_each_worker_prints_its_trials_done_of_its_total_and_the_study_best(study: dict[str, Any]) -> None:
+    for worker, result in enumerate(study["results"]):
+        lines = result["progress"]
+        assert len(lines) == TRIALS_PER_WORKER, lines
+        for done, line in enumerate(lines, start=1):
+            assert re.fullmatch(
+                rf"worker {worker}: trial {done}/{TRIALS_PER_WORKER} \(#\d+\) (val F1 0\.\d{{4}}|pruned|fail); "
+                r"(study best 0\.\d{4}|no completed trial yet)",
+                line,
+            ), line
 
 
 def assert_no_trial_lost(study: dict[str, Any]) -> optuna.Study:

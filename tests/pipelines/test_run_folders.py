@@ -70,3 +70,30 @@ def test_a_reports_folder_from_before_is_moved_aside_not_lost(tmp_path: Path) ->
     assert (reports / "reporting").is_symlink()
     [aside] = reports.glob("reporting.before-*")
     assert (aside / "old.html").read_text() == "kept"
+
+
+@dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
+def count(n: int) -> None:
+    print("plain line, not progress")
+    print(f"[progress] counted {n}", flush=True)
+
+
+@dsl.pipeline(name="counting")
+def counting(items: list[int] = [1, 2]) -> None:  # noqa: B006 - a pipeline parameter default
+    with dsl.ParallelFor(items) as item:
+        count(n=item).set_display_name("count")
+
+
+def test_tasks_of_one_name_get_distinct_names_and_their_progress_lines_are_shown(tmp_path: Path) -> None:
+    events: list[tuple[str, str, str]] = []
+    result = local.run(
+        counting,
+        {},
+        tmp_path / "runs",
+        progress=lambda event, rec: events.append((event, rec.name, rec.note)),
+    )
+    assert result.status == local.SUCCEEDED
+    assert sorted(t.name for t in result.tasks) == ["count", "count #2"]
+    notes = sorted((name, note) for event, name, note in events if event == "note")
+    assert [note for _, note in notes] == sorted(["counted 1", "counted 2"])  # only the marked lines
+    assert {name for name, _ in notes} == {"count", "count #2"}

@@ -1,7 +1,7 @@
 """The parser of `python -m pipelines <command>`:
 
 run dataops|mlops|continual|all [--local | --docker] [--source sample|madewithml|DIR] [--json]
-compile [--out build/pipelines] [--target kfp|vertex --project P ...]  (pipelines.vertex)
+compile [--out build/pipelines] [--components] [--target kfp|vertex ...]  (pipelines.vertex)
 upload | submit | schedule | runs --host URL      (pipelines.cli.cluster)
 watch --source DIR | --warehouse URI             (pipelines.triggers.watch)
 backfill mlops|continual --start T --end T       (pipelines.triggers.backfill)
@@ -34,6 +34,26 @@ def cmd_compile(args: argparse.Namespace) -> int:
     except VertexSettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.components:
+        from pipelines.components_yaml import compile_components
+
+        for path in compile_components(Path(args.out) / "components"):
+            print(path)
+        if not args.pipeline:
+            return 0
+    steps = [name for name in args.pipeline if name not in registry.PIPELINES]
+    if steps:
+        from components.catalog import STEPS
+
+        known = [s for s in steps if s in STEPS]
+        hint = (
+            f" ({', '.join(known)}: a step; --components writes each step's component YAML)" if known else ""
+        )
+        print(
+            f"error: unknown pipeline {steps[0]!r}; choose from {', '.join(registry.PIPELINES)}{hint}",
+            file=sys.stderr,
+        )
+        return 2
     for path in compile_all(Path(args.out), args.pipeline or None, target=args.target, vertex=settings):
         print(path)
     return 0
@@ -53,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="compile pipelines to YAML")
     comp.add_argument("pipeline", nargs="*", help="pipelines to compile (default: all)")
     comp.add_argument("--out", default="build/pipelines")
+    comp.add_argument(
+        "--components",
+        action="store_true",
+        help="also write each step as a component YAML, with a catalogue, to OUT/components/",
+    )
     add_vertex_options(comp)
     comp.set_defaults(func=cmd_compile)
     add_cluster_commands(sub)

@@ -43,13 +43,33 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# The MLflow UI shows an experiment by its kind: tracked model training (runs, metrics,
+# model versions), not the GenAI view (traces) it picks for an experiment without one.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+EXPERIMENT_NOTE = (
+    "tagifai: the tag classifier of the Made With ML lesson, trained by the kfp-mlops pipelines. "
+    "Optuna studies (a parent run per study, a child per trial) and the trained candidates; "
+    "the registered model `tagifai` holds the versions and the `champion` alias."
+)
+MODEL_DESCRIPTION = (
+    "Tags a project (title + description) as one of the lesson's tags. Versions are trained by the "
+    "mlops and continual pipelines; a version becomes the `champion` only when the evaluate step's "
+    "gate finds it no worse than the champion on the same test rows (tags gate_decision, gate_reason)."
+)
+
+
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
-    """Experiment id for `name`, created if missing (with `artifact_location` when given)."""
+    """Experiment id for `name`, created if missing (with `artifact_location` when given),
+    marked as a model-training experiment with a note on what it holds."""
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the kind was set
+            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(exp.experiment_id)
-    return str(c.create_experiment(name, artifact_location=artifact_location))
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, "mlflow.note.content": EXPERIMENT_NOTE}
+    return str(c.create_experiment(name, artifact_location=artifact_location, tags=tags))
 
 
 def log_run(
@@ -155,7 +175,7 @@ def register_model(
 
     c = client(tracking_uri)
     try:
-        c.create_registered_model(name)
+        c.create_registered_model(name, description=MODEL_DESCRIPTION)
     except MlflowException as exc:
         if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
             raise

@@ -26,6 +26,10 @@ KEEP = "keep"
 _EPS = 1e-12  # float noise must not flip a tie
 
 
+GATE_DECISION_TAG = "gate_decision"
+GATE_REASON_TAG = "gate_reason"
+
+
 @dataclass(frozen=True)
 class Evaluation:
     decision: str  # "promote" | "keep"
@@ -112,6 +116,17 @@ def evaluate_candidate(
                 decision, reason = gate(candidate, champion, margin, slice_tolerance)
         else:
             decision, reason = gate(candidate, None, margin, slice_tolerance)
+    # Every version says what the gate decided about it, promoted or not.
+    tracking.set_version_tags(
+        tracking_uri,
+        str(candidate_version),
+        {
+            GATE_DECISION_TAG: decision,
+            GATE_REASON_TAG: reason[:5000],
+            "gate_champion": champion_version or "none",
+        },
+        name=name,
+    )
     return Evaluation(
         decision,
         reason,

@@ -84,7 +84,7 @@ def study_parent_run(
     own = tracking.start_parent_run(
         tracking_uri,
         experiment,
-        run_name=study_name,
+        run_name=f"optuna-study-{study_name}",
         tags={STUDY_TAG: study_name, ROLE_TAG: "study"},
         artifact_location=artifact_location,
     )

@@ -99,6 +99,23 @@ def test_gate_promotes_the_first_model_and_keeps_the_champion_against_a_worse_on
     e, _ = _evaluate(inputs, tmp_path / "e3", uri, "1")
     assert (e.decision, e.reason) == (KEEP, "v1 is already the champion")
 
+
+def test_every_version_records_the_gate_and_mlflow_is_set_up_for_model_training(
+    inputs: Path, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    flow = _gate_flow(inputs, tmp_path, uri, str(tmp_path / "mlartifacts"))
+    client = tracking.client(uri)
+    kept = client.get_model_version(tracking.MODEL_NAME, flow["t2"].version)  # not promoted
+    assert kept.tags["gate_decision"] == KEEP and kept.tags["gate_champion"] == "1"
+    assert kept.tags["gate_reason"].startswith(f"candidate f1 {flow['t2'].test_f1:.4f} < champion")
+    first = client.get_model_version(tracking.MODEL_NAME, flow["t1"].version)
+    assert first.tags["gate_decision"] == PROMOTE and first.tags["gate_champion"] == "none"
+    assert "gate" in client.get_registered_model(tracking.MODEL_NAME).description
+    experiment = client.get_experiment_by_name("tagifai")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"]
+
     # A manual promotion (e.g. a rollback drill) records what it replaced, and back again.
     assert promote.python_func(version="2", tracking_uri=uri, reason="manual").champion_version == "2"
     assert _champion(uri)[0] == "2"

@@ -152,15 +152,30 @@ def study_runs(tracking_uri: str, experiment_id: str, study_name: str) -> list[s
     return [r.info.run_id for r in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))]
 
 
-def end_study_runs(tracking_uri: str, experiment: str, study_name: str, status: str) -> list[str]:
-    """End the study's parent run(s) with `status` (FINISHED or FAILED); returns their ids."""
+def end_study_runs(
+    tracking_uri: str, experiment: str, study_name: str, status: str, report: str | None = None
+) -> list[str]:
+    """End the study's parent run(s) with `status` (FINISHED or FAILED), with the study's
+    `report` (HTML) attached as ``reports/study.html``; returns their ids."""
     found = client(tracking_uri).get_experiment_by_name(experiment)
     if found is None:
         return []
     ended = study_runs(tracking_uri, found.experiment_id, study_name)
     for run_id in ended:
+        if report is not None:
+            log_report(tracking_uri, run_id, report, "study.html")
         end_run(tracking_uri, run_id, status)
     return ended
+
+
+def log_report(tracking_uri: str, run_id: str, text: str, name: str) -> None:
+    """Attach a report to a run: the MLflow UI shows it among the run's artifacts, ``reports/<name>``."""
+    client(tracking_uri).log_text(run_id, text, f"reports/{name}")
+
+
+def version_run_id(tracking_uri: str, version: str, name: str = MODEL_NAME) -> str:
+    """The training run of a registered version."""
+    return str(client(tracking_uri).get_model_version(name, str(version)).run_id)
 
 
 def register_model(

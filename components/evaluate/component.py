@@ -39,12 +39,18 @@ def evaluate(
     from pathlib import Path
 
     from components.evaluate.core import evaluate_candidate, render_markdown
+    from tagifai import tracking
 
     ev = evaluate_candidate(
         dataset.path, candidate_version, tracking_uri, margin=margin, slice_tolerance=slice_tolerance
     )
+    text = render_markdown(ev)
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(report.path).write_text(render_markdown(ev), encoding="utf-8")
+    Path(report.path).write_text(text, encoding="utf-8")
+    # The comparison travels with the candidate's training run too (reports/evaluation.md).
+    tracking.log_report(
+        tracking_uri, tracking.version_run_id(tracking_uri, candidate_version), text, "evaluation.md"
+    )
     report.metadata.update(
         {
             "decision": ev.decision,

@@ -112,6 +112,10 @@ def test_every_version_records_the_gate_and_mlflow_is_set_up_for_model_training(
     first = client.get_model_version(tracking.MODEL_NAME, flow["t1"].version)
     assert first.tags["gate_decision"] == PROMOTE and first.tags["gate_champion"] == "none"
     assert "gate" in client.get_registered_model(tracking.MODEL_NAME).description
+    # The comparison is attached to the candidate's training run.
+    assert [a.path for a in client.list_artifacts(kept.run_id, "reports")] == ["reports/evaluation.md"]
+    report = Path(client.download_artifacts(kept.run_id, "reports/evaluation.md", str(tmp_path)))
+    assert "**Decision: keep**" in report.read_text()
     experiment = client.get_experiment_by_name("tagifai")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert experiment.tags["mlflow.note.content"]

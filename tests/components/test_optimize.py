@@ -217,6 +217,10 @@ def test_study_summary_catches_a_lost_trial(study: dict[str, Any]) -> None:
     exp_id = client.get_experiment_by_name("tagifai").experiment_id
     [parent] = tracking.study_runs(study["tracking_uri"], exp_id, study["study_name"])
     assert client.get_run(parent).info.status == "FAILED"
+    assert client.get_run(parent).info.run_name == f"optuna-study-{study['study_name']}"
+    # ... with the report that says why attached to it.
+    attached = Path(client.download_artifacts(parent, "reports/study.html", str(tmp / "lost-download")))
+    assert "MISMATCH" in attached.read_text()
     with pytest.raises(LostTrials, match="does not exist"):
         study_summary.python_func(
             study_name="never-ran",

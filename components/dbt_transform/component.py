@@ -1,6 +1,6 @@
 """KFP wrapper of the dbt_transform step (logic in ``components.dbt_transform.core``)."""
 
-from kfp.dsl import Dataset, Input, Markdown, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Output
 
 from components.step import STORES, WAREHOUSE_CREDENTIALS, step_component
 
@@ -12,6 +12,7 @@ def dbt_transform(
     warehouse: str,
     labeled_projects: Output[Dataset],
     run_results: Output[Markdown],
+    docs: Output[HTML],
     target_schema: str = "mlops_course_audit",
 ):
     """Build the labeled_projects mart with dbt: staging models, the mart and their data tests.
@@ -30,6 +31,7 @@ def dbt_transform(
         labeled_projects: Reference to <target_schema>.labeled_projects: rows, data version, the
             source fingerprint both syncs read, dbt invocation id.
         run_results: Markdown table of every dbt model and test with its status, failures and timing.
+        docs: dbt's documentation site as one offline page (models, tests, columns, lineage).
     """
     from pathlib import Path
 
@@ -54,6 +56,7 @@ def dbt_transform(
         target_schema=target_schema,
         raw_schema=raw_schema,
         source_versions={n: r.data_version for n, r in sources.items()},
+        docs_path=docs.path,
     )
     Path(run_results.path).parent.mkdir(parents=True, exist_ok=True)
     Path(run_results.path).write_text(result.summary_markdown())

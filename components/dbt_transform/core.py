@@ -68,6 +68,7 @@ def run_dbt(
     target: str | None = None,
     raw_schema: str = RAW_SCHEMA,
     source_versions: Mapping[str, str] | None = None,
+    docs_path: str | Path | None = None,
 ) -> DbtResult:
     """Run ``dbt build`` on a warehouse and report every model and test.
 
@@ -80,6 +81,8 @@ def run_dbt(
         raw_schema: Schema holding the raw ``projects`` and ``tags`` tables.
         source_versions: Raw table -> the data version this run's sync recorded (DuckDB):
             checked, inside the write turn that dbt's build runs in, before anything is built.
+        docs_path: Where to write dbt's documentation site as one offline page (``dbt docs
+            generate --static``: models, tests, columns and the lineage graph) after a clean build.
 
     Returns:
         The run: per-node results, dbt's invocation id, and the mart's rows and data version.
@@ -134,6 +137,18 @@ def run_dbt(
         )
         if not result.success:
             raise DbtTransformError(result.failure_message(), result)
+        if docs_path is not None:
+            docs, _ = invoke(
+                "docs generate",
+                project=project.resolve(),
+                target=target,
+                env=target_env(wh, target_schema),
+                raw_schema=raw_schema,
+                extra=["--static"],
+                keep={"static_index.html": Path(docs_path)},
+            )
+            if not docs.success:
+                raise DbtTransformError(f"dbt built the models, but its docs failed: {docs.exception}", result)
         if any(n.resource_type == "model" and n.name == MART and n.status == "success" for n in nodes):
             # dbt's handle on the DuckDB file is closed by now (see invoke). The mart is
             # hashed chunk by chunk, never read whole.

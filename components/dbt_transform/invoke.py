@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -87,8 +88,11 @@ def invoke(
     env: Mapping[str, str],
     raw_schema: str,
     extra: list[str] | None = None,
+    keep: Mapping[str, Path] | None = None,
 ) -> tuple[Any, str]:
-    """Run one dbt command in-process; returns (dbtRunnerResult, invocation id)."""
+    """Run one dbt command (``build``, ``docs generate``) in-process; returns
+    (dbtRunnerResult, invocation id). `keep` copies files of dbt's target folder (a temporary
+    one) out before it is removed: ``{"static_index.html": destination}``."""
     from dbt.cli.main import dbtRunner
     from dbt_common.invocation import get_invocation_id
 
@@ -106,7 +110,7 @@ def invoke(
         turn,
     ):
         args = [
-            command,
+            *command.split(),
             "--project-dir",
             str(project),
             "--profiles-dir",
@@ -126,6 +130,11 @@ def invoke(
         ]
         try:
             res = dbtRunner().invoke(args)
+            for name, destination in (keep or {}).items():
+                made = Path(tmp) / "target" / name
+                if res.success and made.is_file():
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(made, destination)
             return res, get_invocation_id()
         finally:
             if target == "duckdb":

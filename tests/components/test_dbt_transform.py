@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -207,9 +208,10 @@ def test_component_writes_summary_and_table_ref(tmp_path: Path, warehouse: Path)
         name="labeled_projects", uri=str(tmp_path / "out" / "labeled_projects"), metadata={}
     )
     report = dsl.Markdown(name="run_results", uri=str(tmp_path / "out" / "run_results.md"), metadata={})
+    docs = dsl.HTML(name="docs", uri=str(tmp_path / "out" / "docs"), metadata={})
 
     dbt_transform.python_func(
-        projects=projects, tags=tags, warehouse=uri, labeled_projects=labeled, run_results=report
+        projects=projects, tags=tags, warehouse=uri, labeled_projects=labeled, run_results=report, docs=docs
     )
 
     ref = read_table_ref(labeled.path)
@@ -223,6 +225,11 @@ def test_component_writes_summary_and_table_ref(tmp_path: Path, warehouse: Path)
     text = Path(report.path).read_text()
     assert text.startswith("## dbt build succeeded") and invocation in text
     assert "| labeled_projects | model | success |" in text
+    # dbt's documentation site, one page that works offline: the models, their tests, lineage.
+    page = Path(docs.path).read_text()
+    assert page.startswith("<!doctype html>") or page.lower().startswith("<!doctype html>")
+    assert '"model.mlops_course.labeled_projects"' in page and '"model.mlops_course.stg_tags"' in page
+    assert not re.findall(r"""<(?:script|link|img)[^>]+(?:src|href)=["']https?://""", page)
 
 
 def test_component_refuses_inputs_that_are_not_the_raw_tables(tmp_path: Path, warehouse: Path) -> None:
@@ -237,6 +244,7 @@ def test_component_refuses_inputs_that_are_not_the_raw_tables(tmp_path: Path, wa
             warehouse=uri,
             labeled_projects=dsl.Dataset(name="l", uri=str(out / "l"), metadata={}),
             run_results=dsl.Markdown(name="r", uri=str(out / "r"), metadata={}),
+            docs=dsl.HTML(name="d", uri=str(out / "d"), metadata={}),
         )
 
 
@@ -311,6 +319,7 @@ def _transform(projects: dsl.Dataset, tags: dsl.Dataset, warehouse: Path, out: P
         warehouse=f"duckdb:///{warehouse}",
         labeled_projects=labeled,
         run_results=report,
+        docs=dsl.HTML(name="docs", uri=str(out / "transform" / "docs"), metadata={}),
     )
     return labeled
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from components.airbyte_sync.csv_file import MAX_LINE_BYTES, CsvFile, csv_problem, quote
 from components.artifacts import TableRef
+from components.progress import progress
 from components.versions import duckdb_table_version
 from components.warehouse import (
     MEMORY_LIMIT_ENV,
@@ -156,6 +157,8 @@ def load_stream(
                 with suppress(Exception):  # the original error is the one to report
                     con.rollback()
                 raise
+    seconds = time.monotonic() - started
+    progress(f"{stream}: {rows} rows loaded in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)")
     log.info(
         "loaded %s rows from %s (source fingerprint %s) into %s.%s (content %s, data version %s) in %.1f s",
         rows,
@@ -165,7 +168,7 @@ def load_stream(
         stream,
         content,
         version,
-        time.monotonic() - started,
+        seconds,
     )
     return TableRef(
         warehouse=str(wh),

@@ -44,10 +44,17 @@ def _content(wh: Path, stream: str) -> list[tuple[Any, ...]]:
         return con.execute(f"select * from mlops_course.{stream} order by all").fetchall()
 
 
-def test_real_dataset_loads_every_record_with_airbyte_meta_columns(madewithml_dir: Path, tmp_path: Path):
+def test_real_dataset_loads_every_record_with_airbyte_meta_columns(
+    madewithml_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     wh = tmp_path / "wh.duckdb"
 
     refs = {s: load_stream(madewithml_dir, s, str(wh)) for s in ("projects", "tags")}
+    printed = capsys.readouterr().out
+    for stream in ("projects", "tags"):  # a progress line with the load's rate
+        assert re.search(
+            rf"^\[progress\] {stream}: 955 rows loaded in [\d.]+ s \([\d,]+ rows/s\)$", printed, re.M
+        )
 
     assert refs["projects"].rows == 955 and refs["tags"].rows == 955
     assert refs["projects"].fqn == "mlops_course.projects"

@@ -148,7 +148,9 @@ def run_dbt(
                 keep={"static_index.html": Path(docs_path)},
             )
             if not docs.success:
-                raise DbtTransformError(f"dbt built the models, but its docs failed: {docs.exception}", result)
+                raise DbtTransformError(
+                    f"dbt built the models, but its docs failed: {docs.exception}", result
+                )
         if any(n.resource_type == "model" and n.name == MART and n.status == "success" for n in nodes):
             # dbt's handle on the DuckDB file is closed by now (see invoke). The mart is
             # hashed chunk by chunk, never read whole.

@@ -175,6 +175,46 @@ def history_svg(trials: list[optuna.trial.FrozenTrial], width: int = 640, height
     return "\n".join(parts)
 
 
+IMPORTANCE_SEED = 0
+
+
+def param_importances(study: optuna.Study) -> tuple[dict[str, float], str]:
+    """How much each parameter explains the completed trials' values (Optuna's fANOVA, over the
+    parameters every completed trial has), or ({}, why not) when it cannot be computed."""
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(completed) < 2:
+        return {}, f"{len(completed)} completed trial(s): at least 2 are needed"
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(
+            seed=IMPORTANCE_SEED
+        )  # the same figures every time
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (ValueError, RuntimeError) as exc:  # e.g. no parameter shared by every trial
+        return {}, str(exc)
+    return {k: float(v) for k, v in importances.items()}, ""
+
+
+def importance_svg(importances: dict[str, float], width: int = 640, bar: int = 22) -> str:
+    """Horizontal bars, most important first, each labelled with its share."""
+    label_w, pad = 190, 8
+    height = pad * 2 + bar * len(importances)
+    top = max(importances.values(), default=0.0) or 1.0
+    parts = [
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        'aria-label="parameter importance">'
+    ]
+    for i, (name, value) in enumerate(importances.items()):
+        y = pad + i * bar
+        w = (width - label_w - 70) * value / top
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar * 0.65:.1f}" text-anchor="end" font-size="12">{escape(name)}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{bar - 6}" fill="#4c78a8"/>'
+            f'<text x="{label_w + w + 6:.1f}" y="{y + bar * 0.65:.1f}" font-size="12">{value:.3f}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def render_html(study: optuna.Study, summary: StudySummary) -> str:
     """The study report: accounting, best params, history chart, trials sorted by value."""
     trials = study.get_trials(deepcopy=False)
@@ -200,6 +240,15 @@ def render_html(study: optuna.Study, summary: StudySummary) -> str:
         html.append("</table>")
     html.append("<h2>Optimization history</h2>")
     html.append(history_svg(trials))
+    html.append("<h2>Parameter importance</h2>")
+    importances, why_not = param_importances(study)
+    if importances:
+        html.append(
+            "<p>Share of the variance of the completed trials' values each parameter explains (fANOVA).</p>"
+        )
+        html.append(importance_svg(importances))
+    else:
+        html.append(f"<p>Not computed: {escape(why_not)}.</p>")
     html.append("<h2>Trials (best first)</h2><table><tr><th>trial</th><th>state</th><th>value</th>")
     html.append("<th>worker</th><th>epochs</th><th>duration</th>")
     html.extend(f"<th>{escape(p)}</th>" for p in param_names)

@@ -23,7 +23,7 @@ from kfp import dsl
 from components.optimize.core import ROLE_TAG, STUDY_TAG, load_shared_study, run_worker, study_parent_run
 from components.study import StorageUnavailable, open_storage, redact, resolve_storage_url
 from components.study_summary.component import study_summary
-from components.study_summary.core import LostTrials
+from components.study_summary.core import LostTrials, param_importances
 from tagifai import tracking
 from tagifai.config import TrainParams
 
@@ -194,6 +194,13 @@ def test_study_summary_writes_best_params_and_a_self_contained_report(study: dic
     assert "<svg" in html and "<polyline" in html
     assert html.count("<tr") >= WORKERS * TRIALS_PER_WORKER + len(params)
     assert f"{loaded.best_value:.4f}" in html and "none lost" in html
+    # Parameter importance, as a picture: one bar per parameter every completed trial has.
+    importances, _ = param_importances(loaded)
+    assert param_importances(loaded)[0] == importances  # seeded: the same figures every time
+    chart = html.split("<h2>Parameter importance</h2>", 1)[1].split("<h2>", 1)[0]
+    assert 'aria-label="parameter importance"' in chart and chart.count("<rect") == len(importances) > 0
+    top = next(iter(importances))
+    assert f">{top}</text>" in chart and f">{importances[top]:.3f}</text>" in chart
 
 
 def test_study_summary_catches_a_lost_trial(study: dict[str, Any]) -> None:

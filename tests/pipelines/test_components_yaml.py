@@ -77,4 +77,7 @@ def test_a_loaded_component_runs_in_a_pipeline(written: Path, tmp_path: Path) ->
 def test_compile_of_a_step_name_points_at_components(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compile", "train"]) == 2
     err = capsys.readouterr().err
-    assert "unknown pipeline 'train'" in err and "train: a step; --components writes each step's component YAML" in err
+    assert (
+        "unknown pipeline 'train'" in err
+        and "train: a step; --components writes each step's component YAML" in err
+    )

@@ -62,5 +62,7 @@ def test_a_fresh_clone_without_the_shared_folder_passes_the_fast_suite(tmp_path:
     skips = [line for line in lines if line.startswith("SKIPPED")]
     print(f"\nfresh clone: {summary}")
     print("\n".join(skips))
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    (tmp_path / "fast-suite.log").write_text(proc.stdout + proc.stderr)
+    problems = proc.stdout.split("= ERRORS =", 1)[-1] if "= ERRORS =" in proc.stdout else proc.stdout
+    assert proc.returncode == 0, problems[:8000] + "\n...\n" + proc.stdout[-3000:] + proc.stderr[-2000:]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary and "error" not in summary, summary

@@ -56,7 +56,7 @@ def test_runner_records_tasks_and_follows_named_output_conditions(tmp_path) -> N
     assert result.status == local.SUCCEEDED and result.error == ""
     names = sorted(t.name for t in result.tasks)
     # the condition on a named output held, so both loop iterations ran
-    assert names == ["act", "act", "decide things"]
+    assert names == ["act", "act #2", "decide things"]  # the iterations get distinct names
     assert all(t.status == local.SUCCEEDED and t.seconds > 0 for t in result.tasks)
     assert ("start", "decide things") in seen and ("end", "decide things") in seen
     assert result.outputs["decide things"]["parameters"]["decision"] == "go"

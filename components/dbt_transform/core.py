@@ -114,14 +114,14 @@ def run_dbt(
     with RUN_LOCK, _build_turn(wh, target_schema):
         if wh.kind == "duckdb" and source_versions:
             _check_sources(wh, raw_schema, source_versions)
-        res, invocation_id = invoke(
-            "build",
-            project=project.resolve(),
-            target=target,
-            env=target_env(wh, target_schema),
-            raw_schema=raw_schema,
-            extra=["--select", select] if select else [],
-        )
+
+        def dbt(command: str, **options: Any) -> tuple[Any, str]:
+            env = target_env(wh, target_schema)
+            return invoke(
+                command, project=project.resolve(), target=target, env=env, raw_schema=raw_schema, **options
+            )
+
+        res, invocation_id = dbt("build", extra=["--select", select] if select else [])
         nodes = node_results(res.result)
         error = ""
         if not nodes and not res.success:  # dbt stopped before running any node
@@ -138,15 +138,7 @@ def run_dbt(
         if not result.success:
             raise DbtTransformError(result.failure_message(), result)
         if docs_path is not None:
-            docs, _ = invoke(
-                "docs generate",
-                project=project.resolve(),
-                target=target,
-                env=target_env(wh, target_schema),
-                raw_schema=raw_schema,
-                extra=["--static"],
-                keep={"static_index.html": Path(docs_path)},
-            )
+            docs, _ = dbt("docs generate", extra=["--static"], keep={"static_index.html": Path(docs_path)})
             if not docs.success:
                 raise DbtTransformError(
                     f"dbt built the models, but its docs failed: {docs.exception}", result

@@ -52,6 +52,7 @@ def remove_stale_temp(runs_root: Path) -> list[Path]:
 # --------------------------------------------------------------------------- what a run keeps
 #
 # <runs>/<run>/run.log        the run's log: every task's output, in order
+# <runs>/<run>/tasks/<task>.log one plain log per task
 # <runs>/<run>/reports/       its HTML and Markdown reports (<task>.<artifact>.html)
 # <runs>/<run>/result.json    its outcome: status, seconds, tasks, reports, error
 # <reports>/<pipeline>        a pointer (symlink) to the reports of the pipeline's latest run

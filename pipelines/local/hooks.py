@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from components.progress import PROGRESS_MARK
 from pipelines.local.records import FAILED, SUCCEEDED, Progress, TaskRecord
+
+# Terminal colour and cursor codes (kfp.local colours its status lines).
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def write_task_logs(folder: Path, records: list[TaskRecord]) -> None:
+    """One plain log per task, ``<folder>/<task>.log`` (``validate-projects.log``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", rec.name).strip("-") or "task"  # optimize #2: optimize-2
+        (folder / f"{name}.log").write_text("".join(rec.log))
 
 
 class TaskStream(io.TextIOBase):
@@ -29,10 +42,11 @@ class TaskStream(io.TextIOBase):
 
     def write(self, s: str) -> int:
         rec: TaskRecord | None = getattr(self.local, "task", None)
+        plain = ANSI_ESCAPE.sub("", s)  # the logs are read in editors, not terminals
         with self.lock:
             if rec is not None:
-                rec.log.append(s)
-            self.log.write(s)
+                rec.log.append(plain)
+            self.log.write(plain)
             if self.echo is not None:
                 self.echo.write(s)
         if rec is not None and self.note is not None and PROGRESS_MARK in s:

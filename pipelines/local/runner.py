@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.folders import REPORTS, TMP, new_run_folder, point_latest, write_result
-from pipelines.local.hooks import TaskStream, named_outputs_in_conditions, observe_tasks, root_logging
+from pipelines.local.hooks import (
+    TaskStream,
+    named_outputs_in_conditions,
+    observe_tasks,
+    root_logging,
+    write_task_logs,
+)
 from pipelines.local.records import FAILED, SUCCEEDED, Progress, RunResult, TaskRecord
 
 
@@ -279,6 +285,7 @@ def run(
     kinds = report_types(pipeline_func.pipeline_spec)
     copied = _collect(run_dir, kinds, run_home / REPORTS, names) if run_dir else ({}, {})
     outputs, reports = copied[0], sorted(copied[1].values())
+    write_task_logs(run_home / "tasks", records)
     failed = [t for t in records if t.status != SUCCEEDED]
     if failed and not error:
         error = "; ".join(f"task {t.name} failed: {t.error() or 'see ' + str(log_path)}" for t in failed)

@@ -94,6 +94,12 @@ def test_tasks_of_one_name_get_distinct_names_and_their_progress_lines_are_shown
     )
     assert result.status == local.SUCCEEDED
     assert sorted(t.name for t in result.tasks) == ["count", "count #2"]
+    # One plain log per task beside the run's log, without terminal codes.
+    tasks = Path(result.log_file).parent / "tasks"
+    assert sorted(p.name for p in tasks.iterdir()) == ["count-2.log", "count.log"]
+    for log in [*tasks.iterdir(), Path(result.log_file)]:
+        text = log.read_text()
+        assert "plain line, not progress" in text and "\x1b[" not in text
     notes = sorted((name, note) for event, name, note in events if event == "note")
     assert [note for _, note in notes] == sorted(["counted 1", "counted 2"])  # only the marked lines
     assert {name for name, _ in notes} == {"count", "count #2"}

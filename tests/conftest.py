@@ -224,9 +224,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     run(bindir / "pg_ctl", "--pgdata", data, "--log", log, "--wait", "--timeout=60", "-o", options, "start")
     try:
         passwords = {role: secrets.token_urlsafe(16) for role in ("mlflow", "optuna")}
+        # A copy in the server's folder: the checkout may be private to root (a clone in
+        # pytest's tmp folder is), and the script runs as the server's user.
+        init = base / POSTGRES_INIT.name
+        shutil.copyfile(POSTGRES_INIT, init)
+        init.chmod(0o644)
         run(
             "/bin/sh",
-            POSTGRES_INIT,
+            init,
             env={
                 "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
                 "POSTGRES_USER": POSTGRES_ADMIN,

@@ -58,9 +58,12 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
     tasks = [t["name"] for t in shifted["tasks"]]
     assert "compose retraining set" in tasks and "train" in tasks and "roll back champion" not in tasks
     # One snapshot, cut at the run's as_of, fed monitor and compose: the monitor's report
-    # (the newest run's) shows the cutoff recorded on it.
+    # (the newest run's, behind the latest pointer) shows the cutoff recorded on it, and the
+    # first run kept its own.
     assert tasks.count("snapshot labeled_projects") == 1
-    assert "as_of 2024-01-01T00:00:00Z: rows created before it" in report.read_text()
+    latest = stores / "reports" / "continual" / "monitor-drift.report.html"
+    assert "as_of 2024-01-01T00:00:00Z: rows created before it" in latest.read_text()
+    assert "no cutoff: every row." in report.read_text()
 
     # The same backfill again: both instants succeeded before, nothing runs, nothing changes.
     again = cli("backfill", "continual", *span, *fast, stores=stores)

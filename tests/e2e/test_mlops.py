@@ -96,6 +96,32 @@ def test_typed_outputs_have_real_content(first_run) -> None:
     assert "promote" in md and "|" in md
 
 
+def test_run_all_leaves_mlflow_as_people_read_it(first_run, tmp_path) -> None:
+    """After `run all`: a model-training experiment with a note, a described model, the gate's
+    decision on the version, and the evaluation and study reports attached to their runs."""
+    stores = first_run["stores"]
+    uri = f"sqlite:///{stores / 'mlflow.db'}"
+    client = tracking.client(uri)
+    experiment = client.get_experiment_by_name("tagifai")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "tagifai" in experiment.tags["mlflow.note.content"]
+    assert "champion" in client.get_registered_model(tracking.MODEL_NAME).description
+    version = client.get_model_version(tracking.MODEL_NAME, "1")
+    assert (version.tags["gate_decision"], version.tags["gate_champion"]) == ("promote", "none")
+    assert version.tags["gate_reason"].startswith("no champion yet")
+    evaluation = client.download_artifacts(version.run_id, "reports/evaluation.md", str(tmp_path))
+    assert "promote" in Path(evaluation).read_text()
+    [parent] = client.search_runs([experiment.experiment_id], "tags.optuna_role = 'study'")
+    assert parent.info.run_name.startswith("optuna-study-") and parent.info.status == "FINISHED"
+    study = Path(client.download_artifacts(parent.info.run_id, "reports/study.html", str(tmp_path)))
+    assert 'aria-label="parameter importance"' in study.read_text()
+    # The run folder: one log per task, the reports, the result; the latest pointer.
+    [mlops] = (stores / "runs").glob("mlops-*")
+    assert {"run.log", "tasks", "reports", "result.json"} <= {p.name for p in mlops.iterdir()}
+    assert {"optimize.log", "optimize-2.log", "train.log"} <= {p.name for p in (mlops / "tasks").iterdir()}
+    assert (stores / "reports" / "mlops").resolve() == (mlops / "reports").resolve()
+
+
 def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run, pipelines_cli) -> None:
     stores = first_run["stores"]
     worse = json.dumps({"num_epochs": 1, "learning_rate": 1e-05})

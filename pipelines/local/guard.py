@@ -100,8 +100,33 @@ def stat_fields(pid: int) -> list[bytes] | None:
         return None
 
 
+def _threads_alive(pid: int) -> bool:
+    """Whether any thread of `pid` is still running (or ending). The main thread of a process
+    whose other threads are still exiting already shows as a zombie, while those threads keep
+    the process's open files, and so its file locks (a killed DuckDB process: its worker
+    threads hold the warehouse's lock a moment longer)."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X"):
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
+
+
+def ended(fields: list[bytes], pid: int) -> bool:
+    """Whether a process whose stat `fields` were read has ended: a zombie with no thread left."""
+    return fields[0] in (b"Z", b"X") and not _threads_alive(pid)
+
+
 def alive(pid: int) -> bool:
-    """The process exists and is not a zombie (an ended process not yet reaped)."""
+    """The process exists and has ended in none of its threads (a zombie whose threads have all
+    ended has released its files and locks: only its exit status is left to reap)."""
     fields = stat_fields(pid)
     if fields is None:
         if os.path.exists("/proc/self/stat"):
@@ -113,7 +138,7 @@ def alive(pid: int) -> bool:
         except PermissionError:
             return True
         return True
-    return fields[0] not in (b"Z", b"X")
+    return not ended(fields, pid)
 
 
 def start_time(pid: int) -> str:
@@ -170,8 +195,8 @@ def end_tree(root: int, include_root: bool = True, wait_s: float = END_WAIT_S) -
 
     The tree is first stopped (SIGSTOP) so that no process in it can fork while it is
     being listed; then every process of it gets SIGKILL. Returns the pids that were
-    signalled; waits up to `wait_s` for them to be gone (zombies count as gone: an ended
-    process has released its files and locks; its parent reaps it).
+    signalled; waits up to `wait_s` for them to be gone (a zombie counts as gone once all its
+    threads have ended: it has released its files and locks; its parent reaps it).
     """
     frozen: list[int] = []
     if include_root and alive(root):

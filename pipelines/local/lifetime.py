@@ -32,7 +32,7 @@ def session_members(session: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
         fields = guard.stat_fields(int(entry.name)) if entry.name.isdigit() else None
-        if fields is not None and int(fields[3]) == session and fields[0] not in (b"Z", b"X"):
+        if fields is not None and int(fields[3]) == session and not guard.ended(fields, int(entry.name)):
             members.append(int(entry.name))
     return members
 

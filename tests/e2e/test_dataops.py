@@ -483,6 +483,21 @@ def written_join(source: Path) -> set[tuple[int, str, str, str]]:
 # --- killed mid-way -----------------------------------------------------------------------
 
 
+def _holder(error: str) -> str:
+    """Who holds the lock DuckDB names (its session, parent, state, command), for the report."""
+    found = re.search(r"PID (\d+)", error)
+    if not found:
+        return ""
+    pid = found.group(1)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f" [holder {pid}: gone by now]"
+    fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp session ...
+    return f" [holder {pid}: state {fields[0]} ppid {fields[1]} pgrp {fields[2]} session {fields[3]}: {cmd[:300]}]"
+
+
 @dataclass
 class KilledRun:
     marker_seen: bool
@@ -545,7 +560,7 @@ def kill_then_rerun(source: Path, stores: Path) -> KilledRun:
     try:
         duckdb.connect(str(stores / "warehouse.duckdb")).close()
     except duckdb.Error as exc:
-        lock_error = str(exc)
+        lock_error = str(exc) + _holder(str(exc))
     after_kill = None if lock_error else fingerprint(stores / "warehouse.duckdb")
     outcome = KilledRun(
         marker_seen, wal_seen, returncode, members, survivors, lock_error, "".join(lines), after_kill

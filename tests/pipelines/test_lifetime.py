@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.local import lifetime
+from pipelines.local import guard, lifetime
 from pipelines.local.guard import alive, descendants, end_tree, start_time
 from pipelines.local.guard import main as guard_main
 
@@ -318,3 +318,27 @@ def test_sigint_stops_the_task_and_says_which_one_without_a_traceback(tmp_path: 
         what="the run's helpers to leave",
         left=lambda: describe(lifetime.session_members(proc.pid)),
     )
+
+
+def test_a_process_whose_main_thread_ended_is_alive_until_its_other_threads_end() -> None:
+    """The main thread's exit makes the process show as a zombie while its other threads
+    still run and hold its files (and file locks): it is not gone yet."""
+    code = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(1.5,)).start()\n"
+        "ctypes.CDLL(None).syscall(60, 0)\n"  # SYS_exit: the calling (main) thread only
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 5
+        while (guard.stat_fields(proc.pid) or [b"?"])[0] != b"Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert guard.stat_fields(proc.pid)[0] == b"Z"  # type: ignore[index]
+        assert guard.alive(proc.pid)
+        assert proc.pid in lifetime.session_members(os.getsid(proc.pid))
+        deadline = time.monotonic() + 10
+        while guard.alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not guard.alive(proc.pid)  # every thread ended: gone, only the status to reap
+    finally:
+        proc.wait(timeout=10)

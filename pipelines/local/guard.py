@@ -124,6 +124,12 @@ def ended(fields: list[bytes], pid: int) -> bool:
     return fields[0] in (b"Z", b"X") and not _threads_alive(pid)
 
 
+def _main_thread_ended(pid: int) -> bool:
+    """Whether the process's main thread has ended (its other threads may still be ending)."""
+    fields = stat_fields(pid)
+    return fields is None or fields[0] in (b"Z", b"X")
+
+
 def alive(pid: int) -> bool:
     """The process exists and has ended in none of its threads (a zombie whose threads have all
     ended has released its files and locks: only its exit status is left to reap)."""
@@ -241,7 +247,7 @@ def guard(command: Sequence[str], parent: int | None, grace_s: float, status: st
         # A parent with several threads hands its children to another of its threads while
         # it ends (the kernel's signal comes when the forking thread ends): it counts as
         # ended once its main thread has.
-        return parent is not None and (os.getppid() != parent or not alive(parent))
+        return parent is not None and (os.getppid() != parent or _main_thread_ended(parent))
 
     if orphaned():  # the parent ended before the command could start: it does not
         report.update(stopped="its parent ended", ended_at=time.time())

@@ -41,6 +41,9 @@ SEQUENTIAL_ENV = "KFP_MLOPS_SEQUENTIAL"
 # parallelism). Argo has no such cap; this only bounds a runaway fan-out on one machine.
 MAX_PARALLEL_TASKS = 32
 
+# How long the scheduler waits for a task at a time before it looks at signals again.
+WAIT_S = 0.1
+
 SUCCEEDED, FAILED, SKIPPED, NOT_STARTED = "SUCCEEDED", "FAILED", "SKIPPED", "NOT_STARTED"
 
 
@@ -191,7 +194,10 @@ def _schedule(
                 for name in pending:  # fail-fast left them waiting
                     states[name] = NOT_STARTED
                 break
-            done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            # In short waits: a signal the kernel hands to a task thread is only acted on when
+            # the main thread runs Python code again (pipelines.local.interrupt), and a wait
+            # without a timeout would hold it until a task ends.
+            done, _ = futures.wait(running, timeout=WAIT_S, return_when=futures.FIRST_COMPLETED)
             for future in done:
                 name = running.pop(future)
                 try:

@@ -6,6 +6,9 @@ that it started and then waits for the other's mark. Run one at a time, the firs
 wait in vain and fail.
 """
 
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +185,29 @@ def test_schedule_never_starts_a_task_whose_upstream_was_skipped_or_failed() -> 
         "bad": scheduler.NOT_STARTED,
         "under-bad": scheduler.NOT_STARTED,
     }
+
+
+def test_a_signal_taken_by_a_task_thread_reaches_the_main_thread_while_the_task_runs() -> None:
+    """The kernel may hand Ctrl-C to any thread; the scheduler's main thread must act on it
+    while the task still runs (so the run knows what was running), not when the task ends."""
+    seen: dict[str, float] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        seen.setdefault("handled", time.monotonic())
+        raise KeyboardInterrupt
+
+    def execute(name: str) -> str:
+        time.sleep(0.5)  # the main thread waits for the task by now
+        seen["start"] = time.monotonic()
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this task thread only
+        time.sleep(3)
+        seen["end"] = time.monotonic()
+        return scheduler.SUCCEEDED
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            scheduler._schedule(["slow"], {"slow": set()}, execute)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen["handled"] - seen["start"] < 1.0  # within a wait, not after the task's 3 s

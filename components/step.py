@@ -19,6 +19,7 @@ task's outputs are written and its exit hooks have run.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,12 @@ def declared() -> dict[str, Step]:
     """Every step declared so far (a step is declared when its component module is imported;
     :mod:`components.catalog` imports them all)."""
     return dict(_DECLARED)
+
+
+def component_of(label: str) -> str:
+    """The component a compiled task or executor runs: ``exec-ge-validate-2`` and
+    ``ge-validate-2`` (the second task of it) -> ``ge-validate``."""
+    return re.sub(r"-\d+$", "", label.removeprefix("exec-"))
 
 
 def step_of(name: str) -> Step:

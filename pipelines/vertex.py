@@ -185,7 +185,9 @@ def step_secrets(step: str) -> tuple[str, ...]:
 
 def step_of_executor(label: str) -> str:
     """The step an executor label runs: ``exec-ge-validate-2`` -> ``ge_validate``."""
-    return re.sub(r"-\d+$", "", label.removeprefix("exec-")).replace("-", "_")
+    from components.step import component_of
+
+    return component_of(label).replace("-", "_")
 
 
 def build(name: str, settings: VertexSettings) -> Any:

@@ -85,7 +85,7 @@ def list_runs(runs_root: Path) -> list[dict[str, object]]:
     """The local runs under `runs_root`, newest first: folder, pipeline, start time, status
     (``running`` while its process lives; ``killed`` when it ended without a result), seconds,
     error, reports and log."""
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[float, dict[str, object]]] = []  # (start time, row)
     for owner_file in runs_root.glob(f"*/{_OWNER}"):
         folder = owner_file.parent
         try:
@@ -101,7 +101,6 @@ def list_runs(runs_root: Path) -> list[dict[str, object]]:
             "error": "",
             "reports": str(folder / REPORTS) if (folder / REPORTS).is_dir() else "",
             "log": str(folder / "run.log"),
-            "_t": float(owner.get("started", 0)),
         }
         try:
             result = json.loads((folder / RESULT).read_text())
@@ -111,6 +110,5 @@ def list_runs(runs_root: Path) -> list[dict[str, object]]:
         except (OSError, ValueError):
             here = owner.get("host") == socket.gethostname()
             row["status"] = "running" if here and alive(int(owner.get("pid", 0))) else "killed"
-        rows.append(row)
-    rows.sort(key=lambda r: float(r.pop("_t")), reverse=True)  # type: ignore[arg-type]
-    return rows
+        rows.append((float(owner.get("started", 0)), row))
+    return [row for _, row in sorted(rows, key=lambda pair: pair[0], reverse=True)]

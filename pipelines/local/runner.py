@@ -11,7 +11,6 @@ import builtins
 import contextlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from components.step import component_of
 from pipelines.local.folders import REPORTS, TMP, new_run_folder, point_latest, write_result
 from pipelines.local.hooks import (
     TaskStream,
@@ -77,7 +77,7 @@ def _collect(
             for name, art in data.get("artifacts", {}).items()
         }
         # The task's folder is named after its component (``ge-validate-2``): its step.
-        step = re.sub(r"-\d+$", "", task).replace("-", "_")
+        step = component_of(task).replace("-", "_")
         outputs[names.get(task, task)] = {
             "step": step,
             "parameters": data.get("parameterValues", {}),
@@ -115,7 +115,7 @@ def pipeline_images(pipeline_spec: Any) -> dict[str, list[str]]:
     images: dict[str, list[str]] = {}
     for label, executor in sorted(executors.items()):
         image = executor.get("container", {}).get("image")
-        component = re.sub(r"-\d+$", "", label.removeprefix("exec-"))  # ge-validate-2: ge-validate
+        component = component_of(label)
         if image and component not in images.get(image, []):
             images.setdefault(image, []).append(component)
     return images

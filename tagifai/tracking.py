@@ -59,16 +59,23 @@ MODEL_DESCRIPTION = (
 )
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
-    """Experiment id for `name`, created if missing (with `artifact_location` when given),
-    marked as a model-training experiment with a note on what it holds."""
+def ensure_experiment(
+    tracking_uri: str, name: str, artifact_location: str | None = None, note: str = EXPERIMENT_NOTE
+) -> str:
+    """Experiment id for `name`, created if missing (with `artifact_location`; for a sqlite
+    store, by default ``mlartifacts`` beside the database), marked as a model-training
+    experiment with `note` on what it holds."""
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
+    if artifact_location is None and tracking_uri.startswith("sqlite:///"):
+        # MLflow's own default is ./mlruns of whatever folder the process runs in: keep a
+        # database's artifacts beside it instead.
+        artifact_location = str(Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts")
     if exp is not None:
         if exp.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the kind was set
             c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(exp.experiment_id)
-    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, "mlflow.note.content": EXPERIMENT_NOTE}
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, "mlflow.note.content": note}
     return str(c.create_experiment(name, artifact_location=artifact_location, tags=tags))
 
 
@@ -153,10 +160,16 @@ def study_runs(tracking_uri: str, experiment_id: str, study_name: str) -> list[s
 
 
 def end_study_runs(
-    tracking_uri: str, experiment: str, study_name: str, status: str, report: str | None = None
+    tracking_uri: str,
+    experiment: str,
+    study_name: str,
+    status: str,
+    report: str | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> list[str]:
     """End the study's parent run(s) with `status` (FINISHED or FAILED), with the study's
-    `report` (HTML) attached as ``reports/study.html``; returns their ids."""
+    `report` (HTML) attached as ``reports/study.html`` and `files` (artifact path -> text,
+    e.g. its pictures) beside it; returns their ids."""
     found = client(tracking_uri).get_experiment_by_name(experiment)
     if found is None:
         return []
@@ -164,13 +177,21 @@ def end_study_runs(
     for run_id in ended:
         if report is not None:
             log_report(tracking_uri, run_id, report, "study.html")
+        log_texts(tracking_uri, run_id, dict(files or {}))
         end_run(tracking_uri, run_id, status)
     return ended
 
 
 def log_report(tracking_uri: str, run_id: str, text: str, name: str) -> None:
     """Attach a report to a run: the MLflow UI shows it among the run's artifacts, ``reports/<name>``."""
-    client(tracking_uri).log_text(run_id, text, f"reports/{name}")
+    log_texts(tracking_uri, run_id, {f"reports/{name}": text})
+
+
+def log_texts(tracking_uri: str, run_id: str, files: Mapping[str, str]) -> None:
+    """Attach text files to a run, each at its artifact path (``plots/x.svg``: shown as a picture)."""
+    c = client(tracking_uri)
+    for path, text in files.items():
+        c.log_text(run_id, text, path)
 
 
 def version_run_id(tracking_uri: str, version: str, name: str = MODEL_NAME) -> str:

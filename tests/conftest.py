@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -55,6 +56,38 @@ def madewithml_dir() -> Path:
         joined.to_csv(folder / ".labeled_projects.csv.part", index=False)
         (folder / ".labeled_projects.csv.part").replace(labeled)
     return folder
+
+
+# What makes a page load something from elsewhere: a URL in an attribute that fetches (src,
+# href of a style sheet or script, ...) or in CSS (url(...), @import). A plain link to read
+# elsewhere (<a href>) fetches nothing.
+_FETCHED_URL = re.compile(
+    r"""(?:<(?:script|img|iframe|link|source|video|audio|embed|object)\b[^>]*?\b(?:src|href|data|srcset)\s*=\s*["']?"""
+    r"""|url\(\s*["']?|@import\s+(?:url\()?\s*["']?)\s*(?:https?:)?//[^\s"')>]*""",
+    re.IGNORECASE,
+)
+SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'
+
+
+def fetched_urls(page: str) -> list[str]:
+    """The external resources a page would load when opened."""
+    return [m.group(0) for m in _FETCHED_URL.finditer(page)]
+
+
+@pytest.fixture(scope="session")
+def self_contained() -> Callable[[str, bool], list[str]]:
+    """``check(page, strict)``: the external URLs of an HTML page, [] when it is self-contained.
+
+    Strict: any ``http(s)://`` outside an SVG namespace counts (our own reports name nothing
+    elsewhere); else only what the page would fetch (a vendored page may link to its docs).
+    """
+
+    def check(page: str, strict: bool = True) -> list[str]:
+        if strict:
+            return re.findall(r"https?://[^\s\"'<>)]*", page.replace(SVG_NAMESPACE, ""))
+        return fetched_urls(page)
+
+    return check
 
 
 LocalServer = Callable[[Any], str]

@@ -38,7 +38,7 @@ def evaluate(
     from collections import namedtuple
     from pathlib import Path
 
-    from components.evaluate.core import evaluate_candidate, render_markdown
+    from components.evaluate.core import confusion_figures, evaluate_candidate, render_markdown
     from tagifai import tracking
 
     ev = evaluate_candidate(
@@ -47,10 +47,11 @@ def evaluate(
     text = render_markdown(ev)
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
     Path(report.path).write_text(text, encoding="utf-8")
-    # The comparison travels with the candidate's training run too (reports/evaluation.md).
-    tracking.log_report(
-        tracking_uri, tracking.version_run_id(tracking_uri, candidate_version), text, "evaluation.md"
-    )
+    # The comparison travels with the candidate's training run too (reports/evaluation.md), with
+    # both models' confusion matrices on these test rows as pictures.
+    files = {"reports/evaluation.md": text}
+    files.update({f"plots/evaluation/{stem}.svg": svg for stem, svg in confusion_figures(ev).items()})
+    tracking.log_texts(tracking_uri, tracking.version_run_id(tracking_uri, candidate_version), files)
     report.metadata.update(
         {
             "decision": ev.decision,

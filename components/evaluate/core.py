@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from components.parquet import read_parquet
+from components.plots import confusion_svg, data_uri
 from tagifai import tracking
 from tagifai.config import DataConfig
 from tagifai.data import prepare, split
@@ -146,8 +147,23 @@ def _row(label: str, cand: float, champ: float | None) -> str:
     return f"| {label} | {cand:.4f} | {champ:.4f} | {cand - champ:+.4f} |"
 
 
+def confusion_figures(ev: Evaluation) -> dict[str, str]:
+    """The candidate's and the champion's confusion matrices on the test rows, as SVG by file stem."""
+    scored = {f"candidate v{ev.candidate_version}": ev.candidate}
+    if ev.champion is not None and ev.champion_version != ev.candidate_version:
+        scored[f"champion v{ev.champion_version}"] = ev.champion
+    return {
+        "confusion_" + label.split()[0]: confusion_svg(
+            f"{label}: true tag (rows) vs predicted, {ev.test_rows} test rows",
+            list(metrics["classes"]),
+            metrics["confusion_matrix"],
+        )
+        for label, metrics in scored.items()
+    }
+
+
 def render_markdown(ev: Evaluation) -> str:
-    """The comparison table, the decision and the reason."""
+    """The comparison table, the decision and the reason, then the confusion matrices as images."""
     champ_label = f"champion v{ev.champion_version}" if ev.champion_version else "champion (none)"
     lines = [
         f"# Evaluation: candidate v{ev.candidate_version} vs {champ_label}",
@@ -172,4 +188,8 @@ def render_markdown(ev: Evaluation) -> str:
                     other["f1"] if other else None,
                 )
             )
+    pictures = confusion_figures(ev)
+    if pictures:
+        lines += ["", "## Confusion matrices", ""]
+        lines += [f"![{stem.replace('_', ' ')}]({data_uri(svg)})" for stem, svg in pictures.items()]
     return "\n".join(lines) + "\n"

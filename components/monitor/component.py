@@ -14,7 +14,11 @@ def monitor(
     report: Output[HTML],
     summary: Output[Markdown],
     policy_json: str = "{}",
-) -> NamedTuple("Outputs", [("decision", str)]):  # type: ignore[valid-type]
+    experiment: str = "tagifai-monitoring",
+    artifact_root: str = "",
+    pipeline_run_id: str = "",
+    pipeline_run_name: str = "",
+) -> NamedTuple("Outputs", [("decision", str), ("mlflow_run_id", str)]):  # type: ignore[valid-type]
     """Check the rows added since the champion's training data for drift and decide what to do.
 
     Tests text-length drift (KS on word counts), label drift (chi-square on tags) and
@@ -33,6 +37,12 @@ def monitor(
         tracking_uri: MLflow tracking (and registry) URI.
         policy_json: JSON object overriding thresholds of ``tagifai.drift.DriftPolicy``
             (e.g. ``{"f1_drop_tolerance": 0.1}``); unknown keys fail.
+        experiment: MLflow experiment of the check's run (metrics, report, pictures).
+        artifact_root: Artifact location for a new experiment (local sqlite tracking);
+            empty lets a tracking server decide.
+        pipeline_run_id: The pipeline run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), tagged
+            on the MLflow run; "" leaves the tag out.
+        pipeline_run_name: The pipeline run's name (``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``).
 
     Returns:
         report: Self-contained HTML report: decision, reasons, every statistic, live F1,
@@ -40,11 +50,15 @@ def monitor(
             snapshot's table, rows and cutoff).
         summary: The same as Markdown.
         decision: The decision: ``continue``, ``improve``, ``inspect`` or ``rollback``.
+        mlflow_run_id: The check's run in MLflow: the same report and pictures, the tests'
+            numbers as metrics, tagged with the decision and the pipeline run.
     """
     from pathlib import Path
 
+    from components.lineage import pipeline_run_tags
     from components.monitor.core import monitor as run_monitor
     from components.monitor.report import render_html, render_markdown
+    from components.monitor.tracked import log_monitoring
     from components.snapshot import snapshot_origin
     from tagifai.drift import DriftPolicy
 
@@ -53,12 +67,23 @@ def monitor(
     out = run_monitor(
         dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), table=table, cutoff=window
     )
-    for artifact, text in ((report, render_html(out)), (summary, render_markdown(out))):
+    page, text = render_html(out), render_markdown(out)
+    for artifact, content in ((report, page), (summary, text)):
         Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
-        Path(artifact.path).write_text(text, encoding="utf-8")
+        Path(artifact.path).write_text(content, encoding="utf-8")
         artifact.metadata.update(out.to_dict())
+    run_id = log_monitoring(
+        tracking_uri,
+        out,
+        page,
+        text,
+        experiment=experiment,
+        tags=pipeline_run_tags(pipeline_run_id, pipeline_run_name, "monitor"),
+        artifact_location=artifact_root or None,
+    )
     print(f"{out.decision}: " + "; ".join(out.reasons))
+    print(f"MLflow run {run_id} in experiment {experiment}")
     from collections import namedtuple
 
-    Outputs = namedtuple("Outputs", ["decision"])
-    return Outputs(out.decision)
+    Outputs = namedtuple("Outputs", ["decision", "mlflow_run_id"])
+    return Outputs(out.decision, run_id)

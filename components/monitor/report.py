@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 import json
 import math
-
-import numpy as np
+import re
 
 from components.monitor.core import Monitoring
+from components.plots import histogram_svg, shares_svg
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -114,39 +114,17 @@ def render_markdown(m: Monitoring) -> str:
     return "\n".join(lines)
 
 
-def _svg_histogram(title: str, ref: np.ndarray, new: np.ndarray, bins: int = 30) -> str:
-    """Overlaid density histograms (reference grey, new blue) as inline SVG."""
-    ref, new = ref[np.isfinite(ref)], new[np.isfinite(new)]
-    if not len(ref) or not len(new):
-        return ""
-    lo, hi = float(min(ref.min(), new.min())), float(max(ref.max(), new.max()))
-    if hi <= lo:
-        hi = lo + 1.0
-    edges = np.linspace(lo, hi, bins + 1)
-    h_ref = np.histogram(ref, edges)[0] / len(ref)
-    h_new = np.histogram(new, edges)[0] / len(new)
-    top = float(max(h_ref.max(), h_new.max())) or 1.0
-    w, h, pad = 520, 180, 24
-    bw = (w - 2 * pad) / bins
-    bars = []
-    for i in range(bins):
-        for vals, color in ((h_ref, "#9aa0a6"), (h_new, "#1a73e8")):
-            bh = (h - 2 * pad) * vals[i] / top
-            bars.append(
-                f'<rect x="{pad + i * bw:.1f}" y="{h - pad - bh:.1f}" width="{bw - 1:.1f}" '
-                f'height="{bh:.1f}" fill="{color}" fill-opacity="0.55"/>'
-            )
-    return (
-        f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
-        f'aria-label="{html.escape(title)}">'
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#555"/>'
-        + "".join(bars)
-        + f'<text x="{pad}" y="{h - 6}" font-size="11">{lo:.3g}</text>'
-        f'<text x="{w - pad}" y="{h - 6}" font-size="11" text-anchor="end">{hi:.3g}</text>'
-        f'<text x="{pad}" y="14" font-size="12">{html.escape(title)}: '
-        f'<tspan fill="#5f6368">reference (n={len(ref)})</tspan> vs '
-        f'<tspan fill="#1a73e8">new (n={len(new)})</tspan></text></svg></figure>'
-    )
+def figures(m: Monitoring) -> dict[str, str]:
+    """The report's pictures by file stem (``drift_<sample>``, ``tag_shares``): SVG documents."""
+    out = {}
+    for title, (ref, new) in m.samples.items():
+        svg = histogram_svg(title, ref, new)
+        if svg:
+            out["drift_" + re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")] = svg
+    counts = (m.report.label.details.get("counts") if m.report else None) or {}
+    if counts:
+        out["tag_shares"] = shares_svg("tag shares", counts)
+    return out
 
 
 def render_html(m: Monitoring) -> str:
@@ -162,6 +140,7 @@ def render_html(m: Monitoring) -> str:
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
+    pictures = figures(m)
     color = {"continue": "#188038", "improve": "#1a73e8", "inspect": "#e37400", "rollback": "#d93025"}
     champ = f"v{m.champion}" if m.champion else "none"
     parts = [
@@ -189,8 +168,9 @@ def render_html(m: Monitoring) -> str:
             table(LIVE_HEADER, _live_rows(m)),
             "<h2>Tags</h2>",
             table(LABEL_HEADER, _label_rows(m)),
+            *(f"<figure>{svg}</figure>" for stem, svg in pictures.items() if stem == "tag_shares"),
             "<h2>Distributions</h2>",
-            *(_svg_histogram(title, r, n) for title, (r, n) in m.samples.items()),
+            *(f"<figure>{svg}</figure>" for stem, svg in pictures.items() if stem != "tag_shares"),
         ]
     parts += [
         "<h2>Policy</h2>",

@@ -27,7 +27,8 @@ def study_summary(
         storage: Optuna RDB storage URL (or ``env:NAME``), as given to the workers.
         expected_trials: Workers × trials per worker.
         tracking_uri: The MLflow store the workers logged to: the study's parent run there
-            is ended, FINISHED when no trial was lost, FAILED otherwise ("" : none).
+            is ended, FINISHED when no trial was lost, FAILED otherwise ("" : none), with the
+            report (``reports/study.html``) and its pictures (``plots/*.svg``) attached.
         experiment: The workers' MLflow experiment.
 
     Returns:
@@ -38,7 +39,7 @@ def study_summary(
     """
     from pathlib import Path
 
-    from components.study_summary.core import write_summary
+    from components.study_summary.core import figures, load, write_summary
     from tagifai import tracking
 
     def written() -> str | None:
@@ -51,7 +52,10 @@ def study_summary(
             tracking.end_study_runs(tracking_uri, experiment, study_name, "FAILED", report=written())
         raise
     if tracking_uri:
-        tracking.end_study_runs(tracking_uri, experiment, study_name, "FINISHED", report=written())
+        pictures = {f"plots/{stem}.svg": svg for stem, svg in figures(load(study_name, storage)).items()}
+        tracking.end_study_runs(
+            tracking_uri, experiment, study_name, "FINISHED", report=written(), files=pictures
+        )
     meta = {"study_name": study_name, "finished_trials": summary.finished, "states": summary.counts}
     best_params.metadata.update({**meta, "best_trial": summary.best_trial, "best_value": summary.best_value})
     report.metadata.update(meta)

@@ -121,7 +121,7 @@ def history_svg(trials: list[optuna.trial.FrozenTrial], width: int = 640, height
     points = [(t.number, _last_value(t), t.state) for t in sorted(trials, key=lambda t: t.number)]
     points = [(n, v, s) for n, v, s in points if v is not None]
     if not points:
-        return '<p class="muted">No trial reported a value.</p>'
+        return ""
     left, right, top, bottom = 56, 16, 16, 36
     n_max = max(n for n, _, _ in points)
     values = [v for _, v, _ in points if v is not None]
@@ -136,8 +136,8 @@ def history_svg(trials: list[optuna.trial.FrozenTrial], width: int = 640, height
         return top + (height - top - bottom) * (1 - (v - lo) / (hi - lo))
 
     parts = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        'aria-label="optimization history">',
+        f'<svg xmlns="{SVG_NS}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'role="img" aria-label="optimization history" font-family="sans-serif">',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#888"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#888"/>',
         f'<text x="{left - 6}" y="{y(hi) + 4:.1f}" font-size="11" text-anchor="end">{hi:.3f}</text>',
@@ -168,14 +168,11 @@ def history_svg(trials: list[optuna.trial.FrozenTrial], width: int = 640, height
     if steps:
         parts.append(f'<polyline points="{" ".join(steps)}" fill="none" stroke="#d62728" stroke-width="2"/>')
     parts.append("</svg>")
-    parts.append(
-        '<p class="muted">Blue dots: completed trials; grey rings: pruned trials at their last '
-        "reported epoch; red line: best value so far.</p>"
-    )
     return "\n".join(parts)
 
 
 IMPORTANCE_SEED = 0
+SVG_NS = "http://www.w3.org/2000/svg"
 
 
 def param_importances(study: optuna.Study) -> tuple[dict[str, float], str]:
@@ -200,8 +197,8 @@ def importance_svg(importances: dict[str, float], width: int = 640, bar: int = 2
     height = pad * 2 + bar * len(importances)
     top = max(importances.values(), default=0.0) or 1.0
     parts = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        'aria-label="parameter importance">'
+        f'<svg xmlns="{SVG_NS}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'role="img" aria-label="parameter importance" font-family="sans-serif">'
     ]
     for i, (name, value) in enumerate(importances.items()):
         y = pad + i * bar
@@ -213,6 +210,16 @@ def importance_svg(importances: dict[str, float], width: int = 640, bar: int = 2
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def figures(study: optuna.Study) -> dict[str, str]:
+    """The report's pictures by file stem (``optimization_history``, ``param_importance``): SVG
+    documents, each left out when there is nothing to draw."""
+    out = {"optimization_history": history_svg(study.get_trials(deepcopy=False))}
+    importances, _ = param_importances(study)
+    if importances:
+        out["param_importance"] = importance_svg(importances)
+    return {stem: svg for stem, svg in out.items() if svg}
 
 
 def render_html(study: optuna.Study, summary: StudySummary) -> str:
@@ -239,7 +246,13 @@ def render_html(study: optuna.Study, summary: StudySummary) -> str:
             html.append(f"<tr><td>{escape(k)}{tuned}</td><td>{escape(_fmt(v))}</td></tr>")
         html.append("</table>")
     html.append("<h2>Optimization history</h2>")
-    html.append(history_svg(trials))
+    history = history_svg(trials)
+    html.append(
+        history + '\n<p class="muted">Blue dots: completed trials; grey rings: pruned trials at their last '
+        "reported epoch; red line: best value so far.</p>"
+        if history
+        else '<p class="muted">No trial reported a value.</p>'
+    )
     html.append("<h2>Parameter importance</h2>")
     importances, why_not = param_importances(study)
     if importances:

@@ -1,8 +1,8 @@
 """KFP wrapper of the train step (logic in ``components.train.core``)."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components.step import MLFLOW_CREDENTIALS, STORES, step_component
 
@@ -19,12 +19,16 @@ def train(
     artifact_root: str = "",
     param_overrides: str = "{}",
     register_as: str = "tagifai",
+    validation_report: Optional[Input[HTML]] = None,  # noqa: UP045 - KFP reads Optional[...], not X | None
+    pipeline_run_id: str = "",
+    pipeline_run_name: str = "",
 ) -> NamedTuple("Outputs", [("version", str), ("run_id", str), ("test_f1", float)]):  # type: ignore[valid-type]
     """Train the tag model with the best params, evaluate it on the test split, register it.
 
-    Logs params, overall / per-class / per-slice test metrics, the model folder and a
-    metrics JSON to MLflow, then registers a new model version tagged with the data version
-    and the run id.
+    Logs params, overall / per-class / per-slice test metrics, the model folder, a metrics
+    JSON, the confusion matrix as a picture (``plots/confusion_matrix.svg``) and the dataset's
+    validation report (``reports/validation.html``) to MLflow, tagged with the pipeline run,
+    then registers a new model version tagged with the data version and the run id.
 
     Args:
         dataset: Labeled projects as parquet (from extract).
@@ -36,6 +40,11 @@ def train(
         param_overrides: JSON object of params that replace the best ones (e.g. to force a
             worse model in a demo); unknown keys fail.
         register_as: Registered model name.
+        validation_report: The dataset's validation report (ge_validate's ``data_docs``),
+            attached to the MLflow run; optional.
+        pipeline_run_id: The pipeline run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), tagged
+            on the MLflow run and the model version; "" leaves the tag out.
+        pipeline_run_name: The pipeline run's name (``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``).
 
     Returns:
         model: The model folder (loadable with ``tagifai.predict.load``).
@@ -47,6 +56,7 @@ def train(
     """
     from collections import namedtuple
 
+    from components.lineage import pipeline_run_tags
     from components.train.core import train_and_register
 
     out = train_and_register(
@@ -59,6 +69,8 @@ def train(
         param_overrides=param_overrides,
         register_as=register_as,
         data_version=str(dataset.metadata.get("data_version", "")),
+        validation_report=validation_report.path if validation_report is not None else None,
+        tags=pipeline_run_tags(pipeline_run_id, pipeline_run_name),
     )
     for key in ("f1", "precision", "recall"):
         metrics.log_metric(key, out.metrics["overall"][key])

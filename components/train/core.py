@@ -7,12 +7,15 @@ evaluate step scores exactly the same test rows.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from components.parquet import read_parquet
+from components.plots import confusion_svg
 from components.reference import DATA_MAX_CREATED_ON, DATA_MAX_ID
 from components.versions import frame_version
 from tagifai import tracking
@@ -72,8 +75,15 @@ def train_and_register(
     register_as: str = tracking.MODEL_NAME,
     data_version: str = "",
     data_cfg: DataConfig | None = None,
+    validation_report: str | Path | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainResult:
-    """Train, evaluate on the test split, save to `model_dir`, log the run and register a version."""
+    """Train, evaluate on the test split, save to `model_dir`, log the run and register a version.
+
+    The run also holds the confusion matrix as a picture (``plots/confusion_matrix.svg``) and,
+    when given, the dataset's `validation_report` (``reports/validation.html``); `tags` (e.g.
+    the pipeline run's, ``components.lineage``) go on the run and the version.
+    """
     params = load_params(best_params_path, param_overrides)
     raw = read_parquet(dataset_path)
     # The extract step's version (a hash of the warehouse frame) names the data; recompute
@@ -110,6 +120,21 @@ def train_and_register(
     with tempfile.TemporaryDirectory(prefix="train-metrics-") as tmp:
         metrics_file = Path(tmp) / METRICS_FILE
         metrics_file.write_text(json.dumps(report, indent=2))
+        plots = Path(tmp) / "plots"
+        plots.mkdir()
+        matrix = [list(map(int, row)) for row in metrics["confusion_matrix"]]
+        title = f"confusion matrix, test split ({len(test_df)} rows)"
+        (plots / "confusion_matrix.svg").write_text(confusion_svg(title, list(metrics["classes"]), matrix))
+        artifacts: dict[str, str | Path] = {
+            tracking.MODEL_ARTIFACT_PATH: out,
+            "metrics": metrics_file,
+            "plots": plots,
+        }
+        if validation_report is not None:
+            reports = Path(tmp) / "reports"
+            reports.mkdir()
+            shutil.copyfile(validation_report, reports / "validation.html")
+            artifacts["reports"] = reports
         run_id = tracking.log_run(
             tracking_uri,
             experiment,
@@ -124,9 +149,14 @@ def train_and_register(
                 DATA_MAX_CREATED_ON: str(raw["created_on"].max()) if "created_on" in raw else "",
             },
             metrics=logged,
-            artifacts={tracking.MODEL_ARTIFACT_PATH: out, "metrics": metrics_file},
+            artifacts=artifacts,
             # Which feature family validation chose (also in the params and the model folder).
-            tags={"data_version": data_version, "kfp_step": "train", "features": params.features},
+            tags={
+                "data_version": data_version,
+                "kfp_step": "train",
+                "features": params.features,
+                **(tags or {}),
+            },
             artifact_location=artifact_root or None,
         )
     version = tracking.register_model(
@@ -138,6 +168,7 @@ def train_and_register(
             "run_id": run_id,
             "test_f1": f"{metrics['overall']['f1']:.4f}",
             "features": params.features,
+            **(tags or {}),
         },
     )
     return TrainResult(version, run_id, data_version, params, metrics, logged, model.threshold)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,17 @@ def test_every_version_records_the_gate_and_mlflow_is_set_up_for_model_training(
     assert [a.path for a in client.list_artifacts(kept.run_id, "reports")] == ["reports/evaluation.md"]
     report = Path(client.download_artifacts(kept.run_id, "reports/evaluation.md", str(tmp_path)))
     assert "**Decision: keep**" in report.read_text()
+    # Both models' confusion matrices on the same test rows: pictures in MLflow and in the report.
+    plots = [a.path for a in client.list_artifacts(kept.run_id, "plots/evaluation")]
+    assert plots == ["plots/evaluation/confusion_candidate.svg", "plots/evaluation/confusion_champion.svg"]
+    images = re.findall(
+        r"!\[(confusion \w+)\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", report.read_text()
+    )
+    assert [title for title, _ in images] == ["confusion candidate", "confusion champion"]
+    titles = [f"candidate v{flow['t2'].version}:", "champion v1:"]
+    for (_, encoded), path, title in zip(images, plots, titles, strict=True):
+        logged = Path(client.download_artifacts(kept.run_id, path, str(tmp_path))).read_text()
+        assert base64.b64decode(encoded).decode() == logged and title in logged
     experiment = client.get_experiment_by_name("tagifai")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert experiment.tags["mlflow.note.content"]

@@ -251,6 +251,45 @@ def test_label_shift_is_invisible_as_of_a_time_before_it(tmp_path: Path, generat
     assert "not filled in by this KFP server" in (tmp_path / "summary.md").read_text()
 
 
+def test_each_check_is_an_mlflow_run_with_its_report_pictures_and_pipeline_run(
+    tmp_path: Path, generated: dict[str, Any], self_contained: Any
+) -> None:
+    registry: Registry = generated["registry"]
+    reference: pd.DataFrame = generated["reference"]
+    new = with_created_after(label_shifted(), reference["created_on"].max(), 1001)
+    report, summary = dsl.HTML(uri=str(tmp_path / "r.html")), dsl.Markdown(uri=str(tmp_path / "s.md"))
+    out = monitor.python_func(
+        dataset=snapshot(tmp_path, pd.concat([reference, new])),
+        tracking_uri=registry.uri,
+        report=report,
+        summary=summary,
+        pipeline_run_id="run-7",
+        pipeline_run_name="continual-2026-12-02-03-00-00-000001",
+    )
+    client = tracking.client(registry.uri)
+    run = client.get_run(out.mlflow_run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "tagifai-monitoring"
+    assert run.data.tags["decision"] == out.decision == "improve"
+    assert (run.data.tags["kfp.pipeline_run_id"], run.data.tags["kfp_step"]) == ("run-7", "monitor")
+    assert run.data.tags["kfp.pipeline_run_name"] == "continual-2026-12-02-03-00-00-000001"
+    # The numbers MLflow charts across checks: the fired label test among them.
+    assert run.data.metrics["label_fired"] == 1.0 and 0 <= run.data.metrics["label_p_value"] < 0.05
+    assert run.data.metrics["new_rows"] == len(new) and "live_f1_champion" in run.data.metrics
+    files = {
+        a.path for folder in ("reports", "plots") for a in client.list_artifacts(run.info.run_id, folder)
+    }
+    assert {"reports/monitor.html", "reports/monitor.md", "plots/tag_shares.svg"} <= files
+    drift = sorted(f for f in files if f.startswith("plots/drift_"))
+    assert len(drift) == 2, files  # word counts and the champion's confidence
+    page = Path(client.download_artifacts(run.info.run_id, "reports/monitor.html", str(tmp_path / "dl")))
+    assert page.read_text() == Path(report.path).read_text() and self_contained(page.read_text()) == []
+    for name in [*drift, "plots/tag_shares.svg"]:
+        svg = Path(client.download_artifacts(run.info.run_id, name, str(tmp_path / "dl"))).read_text()
+        assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and svg in page.read_text()
+    # The artifacts sit beside the sqlite store, not in the folder the step ran in.
+    assert run.info.artifact_uri.startswith(("file://" + str(registry.root), str(registry.root)))
+
+
 def test_the_monitor_reads_its_snapshot_not_the_warehouse(tmp_path: Path, generated: dict[str, Any]) -> None:
     """Rows published after the snapshot was taken are not seen; the warehouse may even be gone."""
     registry: Registry = generated["registry"]

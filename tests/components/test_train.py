@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,46 @@ def test_train_recomputes_the_data_version_and_applies_overrides(stores: dict[st
 
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['epochs'\]"):
         _run(stores, "typo", param_overrides='{"epochs": 1}')
+
+
+def test_the_training_run_holds_its_confusion_picture_validation_report_and_pipeline_run(
+    stores: dict[str, Any], self_contained: Any
+) -> None:
+    uri, tmp = stores["tracking_uri"], stores["tmp"]
+    page = tmp / "validation.html"
+    page.write_text(
+        "<!doctype html><html><body><h1>labeled_projects: 12 of 12 expectations</h1></body></html>"
+    )
+    out, _ = _run(
+        stores,
+        "traced",
+        validation_report=dsl.HTML(uri=str(page)),
+        pipeline_run_id="0f3c-run-id",
+        pipeline_run_name="mlops-2026-12-02-10-00-00-000001",
+    )
+    client = tracking.client(uri)
+    run = client.get_run(out.run_id)
+    assert run.data.tags["kfp.pipeline_run_id"] == "0f3c-run-id"
+    assert run.data.tags["kfp.pipeline_run_name"] == "mlops-2026-12-02-10-00-00-000001"
+    assert run.data.tags["kfp_step"] == "train"
+    version = client.get_model_version("tagifai", out.version)
+    assert version.tags["kfp.pipeline_run_id"] == "0f3c-run-id"
+    attached = Path(client.download_artifacts(out.run_id, "reports/validation.html", str(tmp / "dl")))
+    assert attached.read_text() == page.read_text()
+    svg = Path(
+        client.download_artifacts(out.run_id, "plots/confusion_matrix.svg", str(tmp / "dl"))
+    ).read_text()
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and self_contained(svg) == []
+    # One cell per (true, predicted) pair, labelled with its count: the whole test split.
+    counts = [int(n) for n in re.findall(r'text-anchor="middle" fill="#[0-9a-f]{3,6}">(\d+)</text>', svg)]
+    assert len(counts) == len(CLASSES) ** 2 and sum(counts) == 144
+
+
+def test_a_step_run_by_hand_has_no_pipeline_run_tags_and_a_placeholder_is_refused(
+    stores: dict[str, Any],
+) -> None:
+    out, _ = _run(stores, "by-hand")
+    tags = tracking.client(stores["tracking_uri"]).get_run(out.run_id).data.tags
+    assert not {"kfp.pipeline_run_id", "kfp.pipeline_run_name"} & set(tags)
+    with pytest.raises(ValueError, match="unresolved KFP placeholder"):
+        _run(stores, "unresolved", pipeline_run_id="{{$.pipeline_job_uuid}}")

@@ -32,6 +32,19 @@ from pipelines.conformance.values import CONVERT, RESOLVE, UNSET, Value, accept,
 
 DAG_GO = "backend/src/v2/driver/dag.go"
 ITEMS = "backend/src/v2/driver/util.go: getItems"
+# The placeholders the driver substitutes in a task's constant input, each only as the whole
+# value (resolve.go resolveInputParameter, a switch on the constant); the workspace path is
+# the one replaced inside other text.
+RUN_PLACEHOLDERS = {
+    "{{$.pipeline_job_name}}",
+    "{{$.pipeline_job_resource_name}}",
+    "{{$.pipeline_job_uuid}}",
+    "{{$.pipeline_task_name}}",
+    "{{$.pipeline_task_uuid}}",
+    "{{$.pipeline_job_create_time_utc}}",
+    "{{$.pipeline_job_schedule_time_utc}}",
+}
+WORKSPACE_PLACEHOLDER = "{{$.workspace_path}}"
 Scope = Mapping[str, Value]
 
 
@@ -183,8 +196,15 @@ class Simulation:
             return self.output(site, name, tasks, producer, key, 0)
         if "runtimeValue" in spec:
             constant = spec["runtimeValue"].get("constant")
-            if isinstance(constant, str) and constant.startswith("{{$.") and constant.endswith("}}"):
+            if isinstance(constant, str) and constant in RUN_PLACEHOLDERS:
                 return Value("string", f"the placeholder {constant}")  # run id, names, times
+            if isinstance(constant, str) and "{{$." in constant.replace(WORKSPACE_PLACEHOLDER, ""):
+                message = (
+                    f"the constant {constant!r} holds a placeholder inside other text: the driver "
+                    "substitutes a run placeholder only when it is the whole value, so the task would get "
+                    "this text as it is"
+                )
+                self.report(site, f"input {name}", message, f"{RESOLVE}: resolveInputParameter")
             return Value.of(constant, "a constant")
         if "taskFinalStatus" in spec:
             return Value("struct", "the final status of the upstream task")

@@ -636,6 +636,15 @@ CASES: list[tuple[str, Callable[[Docs], None], str]] = [
         "is above 2147483647: Kubernetes refuses the pod",
     ),
     (
+        "a run placeholder inside other text",
+        lambda d: _set(
+            _tasks(d[0])["say"]["inputs"]["parameters"],
+            "text",
+            {"runtimeValue": {"constant": "run-{{$.pipeline_job_uuid}}"}},
+        ),
+        "holds a placeholder inside other text: the driver substitutes a run placeholder only when it is the whole value",
+    ),
+    (
         "a PVC name from a DAG input that is no string",
         lambda d: _set(_k8s(d)["pvcMount"][0], "pvcNameParameter", {"componentInputParameter": "flag"}),
         "the name comes from DAG input 'flag', which is not a STRING input of the DAG",

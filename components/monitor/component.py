@@ -48,11 +48,9 @@ def monitor(
     from components.snapshot import snapshot_origin
     from tagifai.drift import DriftPolicy
 
-    table, window = snapshot_origin(dataset.metadata)
-    print(f"snapshot of {table}: {window.note}")
-    out = run_monitor(
-        dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), table=table, cutoff=window
-    )
+    origin = snapshot_origin(dataset.metadata)
+    print(origin.note)
+    out = run_monitor(dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), origin)
     for artifact, text in ((report, render_html(out)), (summary, render_markdown(out))):
         Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
         Path(artifact.path).write_text(text, encoding="utf-8")

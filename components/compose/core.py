@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,17 +120,8 @@ class Composed:
     champion: str
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "data_version": self.data_version,
-            "class_counts": self.class_counts,
-            "pool_class_counts": self.pool_class_counts,
-            "eval_rows": self.eval_rows,
-            "reference_rows": self.reference_rows,
-            "new_rows": self.new_rows,
-            "reference_method": self.reference_method,
-            "champion": self.champion,
-        }
+        """Every field but the path: what the retraining set's artifact records."""
+        return {name: value for name, value in asdict(self).items() if name != "path"}
 
 
 def compose(

@@ -7,10 +7,11 @@ metadata names the table and the cutoff extract applied.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.cutoff import Cutoff
+from components.cutoff import NO_CUTOFF, Cutoff
 from components.parquet import read_parquet
 from components.warehouse import RAW_SCHEMA
 
@@ -21,9 +22,30 @@ if TYPE_CHECKING:
 DEFAULT_TABLE = f"{RAW_SCHEMA}.labeled_projects"
 
 
-def snapshot_origin(metadata: Mapping[str, Any]) -> tuple[str, Cutoff]:
-    """The table (``schema.table``) and the cutoff that extract recorded on its snapshot."""
-    return str(metadata.get("table") or DEFAULT_TABLE), Cutoff.from_metadata(metadata)
+@dataclass(frozen=True)
+class Origin:
+    """What a snapshot was taken of: the table (``schema.table``) and the cutoff extract applied."""
+
+    table: str = DEFAULT_TABLE
+    cutoff: Cutoff = NO_CUTOFF
+
+    @property
+    def note(self) -> str:
+        """E.g. ``snapshot of mlops_course.labeled_projects: no cutoff: every row``."""
+        return f"snapshot of {self.table}: {self.cutoff.note}"
+
+    def metadata(self) -> dict[str, str]:
+        """The table and the cutoff as extract records them on its snapshot."""
+        return {"table": self.table, **self.cutoff.metadata()}
+
+
+# A snapshot without recorded metadata: the published table, every row.
+NO_ORIGIN = Origin()
+
+
+def snapshot_origin(metadata: Mapping[str, Any]) -> Origin:
+    """The table and the cutoff that extract recorded on its snapshot."""
+    return Origin(str(metadata.get("table") or DEFAULT_TABLE), Cutoff.from_metadata(metadata))
 
 
 def read_snapshot(path: str | Path, table: str = DEFAULT_TABLE) -> pd.DataFrame:

@@ -31,16 +31,16 @@ def dataops(
 ) -> int:
     syncs = {}
     validations = []
+    # What the two syncs share; each names its own stream and connection.
+    loader = {
+        "warehouse": warehouse,
+        "mode": mode,
+        "source": source,
+        "airbyte_url": airbyte_url,
+        "timeout_s": airbyte_timeout_s,
+    }
     for stream, connection_id in (("projects", projects_connection_id), ("tags", tags_connection_id)):
-        sync = airbyte_sync(
-            stream=stream,
-            warehouse=warehouse,
-            mode=mode,
-            source=source,
-            connection_id=connection_id,
-            airbyte_url=airbyte_url,
-            timeout_s=airbyte_timeout_s,
-        )
+        sync = airbyte_sync(stream=stream, connection_id=connection_id, **loader)
         # A sync must always run: a cached result would skip loading new data.
         wire(sync).set_display_name(f"sync {stream}")
         check = ge_validate(dataset=sync.outputs["table"], suite=stream)

@@ -49,29 +49,26 @@ def train_and_promote(
     check = ge_validate(dataset=dataset, suite="labeled_projects")
     wire(check).set_display_name("validate dataset")
 
-    # One Optuna study per run, shared by every worker through `optuna_storage`.
-    study = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    # One Optuna study per run, shared by every worker through `optuna_storage`; the
+    # workers and the summary find it, and its MLflow runs, by these.
+    study = {
+        "study_name": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        "storage": optuna_storage,
+        "tracking_uri": tracking_uri,
+        "experiment": experiment,
+    }
     with dsl.ParallelFor(workers, parallelism=2) as worker:
         tune = optimize(
             dataset=dataset,
-            study_name=study,
-            storage=optuna_storage,
+            **study,
             worker=worker,
             n_trials=trials_per_worker,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
             num_epochs=trial_epochs,
             artifact_root=artifact_root,
         ).after(check)
         wire(tune).set_display_name("optimize")
 
-    best = study_summary(
-        study_name=study,
-        storage=optuna_storage,
-        expected_trials=expected_trials,
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-    ).after(tune)
+    best = study_summary(**study, expected_trials=expected_trials).after(tune)
     wire(best).set_display_name("study summary")
 
     fit = train(

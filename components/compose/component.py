@@ -42,8 +42,8 @@ def compose(
     from components.compose.core import compose as compose_rows
     from components.snapshot import snapshot_origin
 
-    table, window = snapshot_origin(dataset.metadata)
-    print(f"snapshot of {table}: {window.note}")
+    origin = snapshot_origin(dataset.metadata)
+    print(origin.note)
     out = compose_rows(
         dataset.path,
         tracking_uri,
@@ -51,18 +51,10 @@ def compose(
         eval_fraction=eval_fraction,
         seed=seed,
         max_class_ratio=max_class_ratio,
-        table=table,
-        cutoff=window,
+        origin=origin,
     )
     retraining_set.metadata.update(
-        {
-            "kind": PARQUET,
-            **out.metadata(),
-            **window.metadata(),
-            "eval_fraction": eval_fraction,
-            "seed": seed,
-            "table": table,
-        }
+        {"kind": PARQUET, **out.metadata(), **origin.metadata(), "eval_fraction": eval_fraction, "seed": seed}
     )
     print(
         f"composed {out.rows} rows (version {out.data_version}) from {out.reference_rows} reference + "

@@ -24,18 +24,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from components.cutoff import NO_CUTOFF, Cutoff
 from components.parquet import write_parquet
 from components.reference import locate_reference
 from components.registry import version_info
-from components.snapshot import DEFAULT_TABLE, read_snapshot
+from components.snapshot import NO_ORIGIN, Origin, read_snapshot
 from components.versions import frame_version
 from tagifai import tracking
 from tagifai.config import DataConfig
@@ -121,17 +120,8 @@ class Composed:
     champion: str
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "data_version": self.data_version,
-            "class_counts": self.class_counts,
-            "pool_class_counts": self.pool_class_counts,
-            "eval_rows": self.eval_rows,
-            "reference_rows": self.reference_rows,
-            "new_rows": self.new_rows,
-            "reference_method": self.reference_method,
-            "champion": self.champion,
-        }
+        """Every field but the path: what the retraining set's artifact records."""
+        return {name: value for name, value in asdict(self).items() if name != "path"}
 
 
 def compose(
@@ -142,9 +132,8 @@ def compose(
     eval_fraction: float = 0.15,
     seed: int = 1234,
     max_class_ratio: float = 3.0,
-    table: str = DEFAULT_TABLE,
+    origin: Origin = NO_ORIGIN,
     name: str = tracking.MODEL_NAME,
-    cutoff: Cutoff = NO_CUTOFF,
 ) -> Composed:
     """Write the retraining set as parquet to `out_path` and describe it.
 
@@ -155,15 +144,14 @@ def compose(
         eval_fraction: Share of ids in the fixed evaluation set (0 disables it).
         seed: Seed of the eval-set and sampling hashes.
         max_class_ratio: Largest class size allowed, as a multiple of the smallest class.
-        table: The table the snapshot was taken of (``schema.table``), for messages.
+        origin: The table the snapshot was taken of and the cutoff extract applied, for
+            messages; the cutoff is not applied again (the snapshot is already cut).
         name: Registered model name.
-        cutoff: The cutoff extract applied; not applied again (the snapshot is already cut).
-            Only messages name it.
     """
     cfg = DataConfig()
-    df = read_snapshot(dataset_path, table)
-    where = f"the snapshot of {table} at {dataset_path}" + (
-        f" ({cutoff.note})" if cutoff.at is not None else ""
+    df = read_snapshot(dataset_path, origin.table)
+    where = f"the snapshot of {origin.table} at {dataset_path}" + (
+        f" ({origin.cutoff.note})" if origin.cutoff.at is not None else ""
     )
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:

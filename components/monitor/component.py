@@ -62,11 +62,9 @@ def monitor(
     from components.snapshot import snapshot_origin
     from tagifai.drift import DriftPolicy
 
-    table, window = snapshot_origin(dataset.metadata)
-    print(f"snapshot of {table}: {window.note}")
-    out = run_monitor(
-        dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), table=table, cutoff=window
-    )
+    origin = snapshot_origin(dataset.metadata)
+    print(origin.note)
+    out = run_monitor(dataset.path, tracking_uri, DriftPolicy.from_json(policy_json), origin)
     page, text = render_html(out), render_markdown(out)
     for artifact, content in ((report, page), (summary, text)):
         Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)

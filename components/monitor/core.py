@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.cutoff import NO_CUTOFF, Cutoff
 from components.reference import heldout_rows, locate_reference
 from components.registry import previous_version, version_info
-from components.snapshot import DEFAULT_TABLE, read_snapshot
+from components.snapshot import NO_ORIGIN, Origin, read_snapshot
 from tagifai import tracking
 from tagifai.data import model_texts
 from tagifai.decision import CONTINUE, IMPROVE, LiveF1, decide, live_f1
@@ -54,7 +53,7 @@ class Monitoring:
     champion: str  # "" without a champion
     previous: str  # "" without a previous version
     policy: DriftPolicy
-    table: str
+    origin: Origin  # the table the snapshot was taken of, and its cutoff
     rows: int
     reference_method: str = ""
     reference_verified: bool = False
@@ -63,7 +62,6 @@ class Monitoring:
     report: DriftReport | None = None
     live_champion: LiveF1 | None = None
     live_previous: LiveF1 | None = None
-    cutoff: Cutoff = NO_CUTOFF  # the snapshot's cutoff: the table as of this time (rows created before it)
     # (reference, new) samples behind the histograms of the HTML report
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -81,9 +79,9 @@ class Monitoring:
                 "reasons": list(self.reasons),
                 "champion": self.champion,
                 "previous": self.previous,
-                "table": self.table,
+                "table": self.origin.table,
                 "rows": self.rows,
-                **self.cutoff.metadata(),
+                **self.origin.cutoff.metadata(),
                 "reference": {
                     "method": self.reference_method,
                     "verified": self.reference_verified,
@@ -106,9 +104,8 @@ def monitor(
     dataset_path: str | Path,
     tracking_uri: str,
     policy: DriftPolicy | None = None,
-    table: str = DEFAULT_TABLE,
+    origin: Origin = NO_ORIGIN,
     name: str = tracking.MODEL_NAME,
-    cutoff: Cutoff = NO_CUTOFF,
 ) -> Monitoring:
     """Compare the new window with the champion's reference and decide.
 
@@ -116,13 +113,13 @@ def monitor(
         dataset_path: extract's parquet snapshot of the published table (file or folder).
         tracking_uri: MLflow tracking (and registry) URI.
         policy: Drift thresholds (default ``DriftPolicy()``).
-        table: The table the snapshot was taken of (``schema.table``), for messages and reports.
+        origin: The table the snapshot was taken of and the cutoff extract applied (as_of /
+            scheduled time), for messages and reports only: the snapshot is already cut,
+            nothing is filtered here.
         name: Registered model name.
-        cutoff: The cutoff extract applied (as_of / scheduled time), for the report only:
-            the snapshot is already cut, nothing is filtered here.
     """
     policy = policy or DriftPolicy()
-    df = read_snapshot(dataset_path, table)
+    df = read_snapshot(dataset_path, origin.table)
     champ_mv = tracking.get_alias(tracking_uri, tracking.CHAMPION, name)
     if champ_mv is None:
         return Monitoring(
@@ -133,9 +130,8 @@ def monitor(
             champion="",
             previous="",
             policy=policy,
-            table=table,
+            origin=origin,
             rows=len(df),
-            cutoff=cutoff,
         )
     info = version_info(tracking_uri, champ_mv)
     ref = locate_reference(df, info)
@@ -173,7 +169,7 @@ def monitor(
         champion=info.version,
         previous=prev_version,
         policy=policy,
-        table=table,
+        origin=origin,
         rows=len(df),
         reference_method=ref.method,
         reference_verified=ref.verified,
@@ -183,5 +179,4 @@ def monitor(
         live_champion=live_champ,
         live_previous=live_prev,
         samples=samples,
-        cutoff=cutoff,
     )

@@ -82,13 +82,13 @@ def render_markdown(m: Monitoring) -> str:
 
     champ = f"v{m.champion}" if m.champion else "none"
     lines = [
-        f"# Monitor: {m.table}, champion {champ}",
+        f"# Monitor: {m.origin.table}, champion {champ}",
         "",
         f"**Decision: {m.decision}**",
         "",
         *(f"- {r}" for r in m.reasons),
         "",
-        f"Data: {m.rows} rows of {m.table}; {m.cutoff.note}.",
+        f"Data: {m.rows} rows of {m.origin.table}; {m.origin.cutoff.note}.",
         "",
     ]
     if m.report:
@@ -151,11 +151,11 @@ def render_html(m: Monitoring) -> str:
         "padding:.3rem .6rem;text-align:right}td:first-child,th:first-child{text-align:left}"
         ".decision{display:inline-block;padding:.3rem .8rem;border-radius:.3rem;color:#fff;"
         "font-weight:600}figure{margin:0 0 1rem}</style></head><body>",
-        f"<h1>Monitor: {e(m.table)}, champion {e(champ)}</h1>",
+        f"<h1>Monitor: {e(m.origin.table)}, champion {e(champ)}</h1>",
         f"<p><span class='decision' style='background:{color.get(m.decision, '#5f6368')}'>"
         f"{e(m.decision)}</span></p>",
         "<ul>" + "".join(f"<li>{e(r)}</li>" for r in m.reasons) + "</ul>",
-        f"<p>Data: {m.rows} rows of {e(m.table)}; {e(m.cutoff.note)}.</p>",
+        f"<p>Data: {m.rows} rows of {e(m.origin.table)}; {e(m.origin.cutoff.note)}.</p>",
     ]
     if m.report:
         parts += [

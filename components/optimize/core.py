@@ -98,6 +98,20 @@ def study_parent_run(
     return winner
 
 
+@dataclass(frozen=True)
+class StudyRuns:
+    """Where the study's MLflow runs go: its experiment, and its parent run the trials are children of."""
+
+    tracking_uri: str
+    experiment: str
+    study_name: str
+    artifact_location: str | None = None
+
+    def parent_run(self) -> str:
+        """The id of the parent run, shared by all workers (see `study_parent_run`)."""
+        return study_parent_run(self.tracking_uri, self.experiment, self.study_name, self.artifact_location)
+
+
 def _show_progress(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, worker: int, done: int, n_trials: int
 ) -> None:
@@ -111,19 +125,13 @@ def _show_progress(
 
 
 def _trial_hook(
-    *,
-    tracking_uri: str,
-    experiment: str,
-    study_name: str,
-    parent_run_id: str,
-    worker: int,
-    base: TrainParams,
-    artifact_location: str | None,
-    result: WorkerResult,
-    n_trials: int,
+    runs: StudyRuns, base: TrainParams, result: WorkerResult, n_trials: int
 ) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
     """A study callback that logs every finished trial (complete, pruned, failed) as a child
-    run, and prints how far the worker is: trials done of `n_trials`, the study's best so far."""
+    run of the worker's parent run, records it in `result`, and prints how far the worker is:
+    trials done of `n_trials`, the study's best so far. A trial's params are `base` with the
+    trial's own on top."""
+    worker = result.worker
 
     def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         result.trials.append(trial.number)
@@ -139,20 +147,20 @@ def _trial_hook(
         if "threshold" in trial.user_attrs:
             metrics["threshold"] = float(trial.user_attrs["threshold"])
         tracking.log_run(
-            tracking_uri,
-            experiment,
-            run_name=f"{study_name}-trial-{trial.number}",
+            runs.tracking_uri,
+            runs.experiment,
+            run_name=f"{runs.study_name}-trial-{trial.number}",
             params=base.with_(**trial.params).to_dict(),
             metrics=metrics,
             tags={
-                STUDY_TAG: study_name,
+                STUDY_TAG: runs.study_name,
                 ROLE_TAG: "trial",
                 "optuna_trial": str(trial.number),
                 "optuna_state": trial.state.name,
                 "optuna_worker": str(worker),
             },
-            parent_run_id=parent_run_id,
-            artifact_location=artifact_location,
+            parent_run_id=result.parent_run_id,
+            artifact_location=runs.artifact_location,
         )
 
     return log_trial
@@ -196,13 +204,13 @@ def run_worker(
     df = prepare(read_parquet(dataset_path), cfg)
     train_df, val_df, _ = split(df, cfg)
     base = TrainParams(num_epochs=num_epochs)
-    artifact_location = artifact_root or None
+    runs = StudyRuns(tracking_uri, experiment, study_name, artifact_root or None)
 
     study = load_shared_study(study_name, storage, seed=worker)
     # The summary step rebuilds the full training params from these.
     study.set_user_attr("base_params", base.to_dict())
     study.set_user_attr("search_space", asdict(space))
-    parent = study_parent_run(tracking_uri, experiment, study_name, artifact_location)
+    parent = runs.parent_run()
     result = WorkerResult(worker=worker, parent_run_id=parent)
     objective = make_objective(train_df, val_df, base, space, label_encoder=LabelEncoder.fit(df["tag"]))
 
@@ -210,17 +218,7 @@ def run_worker(
         trial.set_user_attr("worker", worker)
         return objective(trial)
 
-    hook = _trial_hook(
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-        study_name=study_name,
-        parent_run_id=parent,
-        worker=worker,
-        base=base,
-        artifact_location=artifact_location,
-        result=result,
-        n_trials=n_trials,
-    )
+    hook = _trial_hook(runs, base, result, n_trials)
     client = tracking.client(tracking_uri)
     remaining = n_trials
     try:

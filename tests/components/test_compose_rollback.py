@@ -26,6 +26,7 @@ from components.promote.core import promote
 from components.registry import previous_version
 from components.rollback.component import rollback as rollback_component
 from components.rollback.core import NoPreviousVersion, rollback
+from components.snapshot import Origin
 from components.train.core import train_and_register
 from components.warehouse import RAW_SCHEMA, duckdb_connect
 from tagifai import tracking
@@ -303,4 +304,4 @@ def test_compose_names_the_snapshot_when_it_cannot_be_used(tmp_path: Path) -> No
         compose_rows(no_tags, uri, tmp_path / "out.parquet")
     empty = write_parquet(pd.DataFrame({c: pd.Series(dtype=str) for c in COLUMNS}), tmp_path / "e.parquet")
     with pytest.raises(ValueError, match=rf"snapshot of a.b at {empty} has no rows"):
-        compose_rows(empty, uri, tmp_path / "out.parquet", table="a.b", cutoff=NO_CUTOFF)
+        compose_rows(empty, uri, tmp_path / "out.parquet", origin=Origin("a.b", NO_CUTOFF))

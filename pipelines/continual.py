@@ -30,7 +30,7 @@ from components.rollback.component import rollback
 from pipelines.mlops import train_and_promote
 from pipelines.platform import wire
 from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
-from pipelines.training import DEFAULTS, forward
+from pipelines.training import DEFAULTS, PIPELINE_RUN, forward
 
 
 def build(scheduled_time: str = "") -> GraphComponent:
@@ -63,7 +63,13 @@ def build(scheduled_time: str = "") -> GraphComponent:
         snap = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
         wire(snap).set_display_name("snapshot labeled_projects")
 
-        watch = monitor(dataset=snap.outputs["dataset"], tracking_uri=tracking_uri, policy_json=policy_json)
+        watch = monitor(
+            dataset=snap.outputs["dataset"],
+            tracking_uri=tracking_uri,
+            policy_json=policy_json,
+            artifact_root=artifact_root,
+            **PIPELINE_RUN,
+        )
         wire(watch).set_display_name("monitor drift")
 
         with dsl.If(watch.outputs["decision"] == "improve", name="improve"):

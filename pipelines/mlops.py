@@ -24,7 +24,7 @@ from components.study_summary.component import study_summary
 from components.train.component import train
 from pipelines.platform import wire
 from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
-from pipelines.training import DEFAULTS, forward
+from pipelines.training import DEFAULTS, PIPELINE_RUN, forward
 
 
 @dsl.pipeline(
@@ -65,6 +65,7 @@ def train_and_promote(
             n_trials=trials_per_worker,
             num_epochs=trial_epochs,
             artifact_root=artifact_root,
+            **PIPELINE_RUN,
         ).after(check)
         wire(tune).set_display_name("optimize")
 
@@ -78,6 +79,8 @@ def train_and_promote(
         experiment=experiment,
         artifact_root=artifact_root,
         param_overrides=param_overrides,
+        validation_report=check.outputs["data_docs"],  # kept with the model's run in MLflow
+        **PIPELINE_RUN,
     )
     wire(fit).set_display_name("train")
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kfp import dsl
+
 
 @dataclass(frozen=True)
 class Training:
@@ -60,3 +62,12 @@ FORWARDED = (
 def forward(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The training parameters among a pipeline's `parameters`, to pass to train_and_promote."""
     return {name: parameters[name] for name in FORWARDED if name in parameters}
+
+
+# The pipeline run, for the steps that tag their MLflow runs with it (components.lineage).
+# Each placeholder is a whole input value: the only form the KFP driver substitutes
+# (backend/src/v2/driver/resolve.go, resolveInputParameter).
+PIPELINE_RUN = {
+    "pipeline_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    "pipeline_run_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+}

@@ -18,6 +18,8 @@ def optimize(
     experiment: str = "tagifai",
     num_epochs: int = 30,
     artifact_root: str = "",
+    pipeline_run_id: str = "",
+    pipeline_run_name: str = "",
 ) -> NamedTuple("Outputs", [("finished_trials", int)]):  # type: ignore[valid-type]
     """Run trials of a shared Optuna study as one of several parallel workers.
 
@@ -37,10 +39,14 @@ def optimize(
         num_epochs: Training epochs per trial.
         artifact_root: Artifact location for a new experiment (local sqlite tracking);
             empty lets a tracking server decide.
+        pipeline_run_id: The pipeline run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), tagged
+            on the study's and the trials' runs; "" leaves the tag out.
+        pipeline_run_name: The pipeline run's name (``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``).
 
     Returns:
         finished_trials: Trials this worker finished (completed or pruned).
     """
+    from components.lineage import pipeline_run_tags
     from components.optimize.core import run_worker
 
     result = run_worker(
@@ -53,6 +59,7 @@ def optimize(
         experiment=experiment,
         num_epochs=num_epochs,
         artifact_root=artifact_root,
+        tags=pipeline_run_tags(pipeline_run_id, pipeline_run_name, "optimize"),
     )
     print(f"worker {worker} of study {study_name}: trials {result.trials}, states {result.states}")
     from collections import namedtuple

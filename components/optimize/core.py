@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,11 @@ def _ensure_experiment(tracking_uri: str, experiment: str, artifact_location: st
 
 
 def study_parent_run(
-    tracking_uri: str, experiment: str, study_name: str, artifact_location: str | None = None
+    tracking_uri: str,
+    experiment: str,
+    study_name: str,
+    artifact_location: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     """The id of the study's parent run, shared by all workers (created by the first one).
 
@@ -85,7 +89,7 @@ def study_parent_run(
         tracking_uri,
         experiment,
         run_name=f"optuna-study-{study_name}",
-        tags={STUDY_TAG: study_name, ROLE_TAG: "study"},
+        tags={STUDY_TAG: study_name, ROLE_TAG: "study", **(tags or {})},
         artifact_location=artifact_location,
     )
     # Let a concurrent creator's insert land, so that every creator sees every candidate
@@ -106,10 +110,13 @@ class StudyRuns:
     experiment: str
     study_name: str
     artifact_location: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)  # on every run (e.g. the pipeline run's)
 
     def parent_run(self) -> str:
         """The id of the parent run, shared by all workers (see `study_parent_run`)."""
-        return study_parent_run(self.tracking_uri, self.experiment, self.study_name, self.artifact_location)
+        return study_parent_run(
+            self.tracking_uri, self.experiment, self.study_name, self.artifact_location, self.tags
+        )
 
 
 def _show_progress(
@@ -158,6 +165,7 @@ def _trial_hook(
                 "optuna_trial": str(trial.number),
                 "optuna_state": trial.state.name,
                 "optuna_worker": str(worker),
+                **runs.tags,
             },
             parent_run_id=result.parent_run_id,
             artifact_location=runs.artifact_location,
@@ -193,8 +201,10 @@ def run_worker(
     artifact_root: str = "",
     space: SearchSpace | None = None,
     data_cfg: DataConfig | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> WorkerResult:
-    """Run `n_trials` trials of the shared study on the dataset's train / validation split."""
+    """Run `n_trials` trials of the shared study on the dataset's train / validation split;
+    `tags` go on the study's parent run and every trial's run."""
     if not _STUDY_NAME.match(study_name):
         raise ValueError(f"study name {study_name!r}: 1-256 characters without quotes or backslashes")
     if n_trials < 1:
@@ -204,7 +214,7 @@ def run_worker(
     df = prepare(read_parquet(dataset_path), cfg)
     train_df, val_df, _ = split(df, cfg)
     base = TrainParams(num_epochs=num_epochs)
-    runs = StudyRuns(tracking_uri, experiment, study_name, artifact_root or None)
+    runs = StudyRuns(tracking_uri, experiment, study_name, artifact_root or None, dict(tags or {}))
 
     study = load_shared_study(study_name, storage, seed=worker)
     # The summary step rebuilds the full training params from these.

@@ -65,6 +65,19 @@ def test_continual_continues_then_improves_on_label_shift(tmp_path, madewithml_d
     assert "as_of 2024-01-01T00:00:00Z: rows created before it" in latest.read_text()
     assert "no cutoff: every row." in report.read_text()
 
+    # Each check is a run in MLflow's monitoring experiment, oldest first: its decision, the
+    # continual run that made it (kfp.local's run folder), the report beside the stores.
+    client = tracking.client(uri)
+    monitoring = client.get_experiment_by_name("tagifai-monitoring")
+    checks = client.search_runs([monitoring.experiment_id], order_by=["attributes.start_time ASC"])
+    assert [r.data.tags["decision"] for r in checks] == ["continue", "continue", "improve"]
+    made_by = [r.data.tags["kfp.pipeline_run_name"] for r in checks]
+    assert made_by[0] == Path(quiet["pipelines"][0]["run_dir"]).name
+    assert all(name.startswith("continual-") for name in made_by) and len(set(made_by)) == 3
+    assert checks[-1].data.metrics["label_fired"] == 1.0 and checks[0].data.metrics["label_fired"] == 0.0
+    assert checks[-1].data.tags["as_of"] == "2024-01-01T00:00:00Z"
+    assert checks[-1].info.artifact_uri.startswith(("file://" + str(stores), str(stores)))
+
     # The same backfill again: both instants succeeded before, nothing runs, nothing changes.
     again = cli("backfill", "continual", *span, *fast, stores=stores)
     assert [(r["skipped"], r["decision"]) for r in again["runs"]] == [(True, "continue"), (True, "improve")]

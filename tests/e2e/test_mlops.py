@@ -115,11 +115,66 @@ def test_run_all_leaves_mlflow_as_people_read_it(first_run, tmp_path) -> None:
     assert parent.info.run_name.startswith("optuna-study-") and parent.info.status == "FINISHED"
     study = Path(client.download_artifacts(parent.info.run_id, "reports/study.html", str(tmp_path)))
     assert 'aria-label="parameter importance"' in study.read_text()
+    # Every MLflow run the pipeline made names the pipeline run: kfp.local's run folder, and
+    # one run id throughout (the id the study is named by).
+    mlops_dir = Path(
+        next(p["run_dir"] for p in first_run["summary"]["pipelines"] if p["pipeline"] == "mlops")
+    )
+    lineage = {"kfp.pipeline_run_name": mlops_dir.name, "kfp.pipeline_run_id": parent.data.tags["study_name"]}
+    trials = client.search_runs([experiment.experiment_id], "tags.optuna_role = 'trial'")
+    candidate = client.get_run(version.run_id)
+    assert len(trials) == 20
+    for run in [parent, candidate, *trials]:
+        assert {k: run.data.tags.get(k) for k in lineage} == lineage, run.info.run_name
+    assert {k: version.tags.get(k) for k in lineage} == lineage
+    # The candidate's run holds the reports and pictures of its making; the study's its own.
+    files = _artifact_files(client, version.run_id)
+    assert {
+        "reports/validation.html",
+        "reports/evaluation.md",
+        "plots/confusion_matrix.svg",
+        "plots/evaluation/confusion_candidate.svg",
+    } <= files, files
+    validation = client.download_artifacts(version.run_id, "reports/validation.html", str(tmp_path))
+    assert "labeled_projects" in Path(validation).read_text()
+    assert {"plots/optimization_history.svg", "plots/param_importance.svg"} <= _artifact_files(
+        client, parent.info.run_id
+    )
     # The run folder: one log per task, the reports, the result; the latest pointer.
     [mlops] = (stores / "runs").glob("mlops-*")
     assert {"run.log", "tasks", "reports", "result.json"} <= {p.name for p in mlops.iterdir()}
     assert {"optimize.log", "optimize-2.log", "train.log"} <= {p.name for p in (mlops / "tasks").iterdir()}
     assert (stores / "reports" / "mlops").resolve() == (mlops / "reports").resolve()
+
+
+def _artifact_files(client: Any, run_id: str, folder: str | None = None) -> set[str]:
+    """Every file among a run's artifacts (the model folder's left out)."""
+    found: set[str] = set()
+    for entry in client.list_artifacts(run_id, folder):
+        if entry.is_dir and entry.path != tracking.MODEL_ARTIFACT_PATH:
+            found |= _artifact_files(client, run_id, entry.path)
+        elif not entry.is_dir:
+            found.add(entry.path)
+    return found
+
+
+def test_every_report_of_run_all_is_self_contained_with_its_pictures_inline(
+    first_run, self_contained
+) -> None:
+    """What the KFP UI and a browser without network show: no report loads anything from elsewhere,
+    and the pictures are in the page (inline SVG, or a data: image in Markdown)."""
+    reports = {Path(p).name: Path(p) for p in first_run["summary"]["reports"]}
+    html_pages = {name: path for name, path in reports.items() if name.endswith(".html")}
+    # dataops: three validations and dbt's docs; mlops: the dataset's validation and the study.
+    assert len(html_pages) == 6, sorted(reports)
+    for name, path in html_pages.items():
+        page = path.read_text(encoding="utf-8")
+        # dbt's docs page is dbt's own (its text links to dbt's site); it fetches nothing either.
+        assert self_contained(page, strict="dbt" not in name) == [], name
+    study = reports["study-summary.report.html"].read_text()
+    assert study.count("<svg") == 2  # optimization history and parameter importance
+    evaluation = reports["evaluate.report.md"].read_text()
+    assert self_contained(evaluation) == [] and "](data:image/svg+xml;base64," in evaluation
 
 
 def test_gate_keeps_the_champion_when_a_worse_model_is_trained(first_run, pipelines_cli) -> None:

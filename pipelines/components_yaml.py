@@ -7,11 +7,15 @@ descriptions (from the step's docstring), for ``kfp.components.load_component_fr
 them all. A loaded component runs the same image and command as in this project's pipelines;
 what the step needs on a cluster (Secrets, the stores volume: ``components.step``) is wired by
 the pipeline that uses it, as ``pipelines.platform.wire`` does here.
+
+Each step's own ``README.md`` shows the same rows (``pipelines.step_docs``: ``python -m
+pipelines docs``), so the catalogue and the READMEs read a step's declaration one way.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +36,42 @@ def step_components() -> dict[str, Any]:
     return found
 
 
-def _rows(params: dict[str, Any] | None, with_default: bool) -> list[str]:
-    rows = []
-    for name, spec in (params or {}).items():
-        default = ""
-        if with_default and getattr(spec, "default", None) is not None:
-            default = f" = `{spec.default!r}`" if spec.default != "" else ' = `""`'
-        optional = " (optional)" if with_default and getattr(spec, "optional", False) and not default else ""
-        text = " ".join((spec.description or "").split())
-        rows.append(f"| `{name}` | `{spec.type}`{default}{optional} | {text} |")
-    return rows
+def type_text(spec: Any, with_default: bool) -> str:
+    """A parameter's KFP type as the catalogue and the step READMEs show it, with its default:
+    ``String`` = ``'embedded'``, ``Dataset`` (an artifact: ``system.Dataset@0.0.1``), ``HTML`` (optional)."""
+    kind = re.sub(r"^system\.|@[\d.]+$", "", str(spec.type))
+    default = ""
+    if with_default and getattr(spec, "default", None) is not None:
+        default = f" = `{spec.default!r}`" if spec.default != "" else ' = `""`'
+    optional = " (optional)" if with_default and getattr(spec, "optional", False) and not default else ""
+    return f"`{kind}`{default}{optional}"
+
+
+def table_cell(text: str) -> str:
+    """`text` (a docstring's description) on one line, safe in a Markdown table cell: ``|``
+    escaped, and ``<`` outside code spans written as ``&lt;`` so that ``<target_schema>`` shows
+    instead of vanishing as an HTML tag."""
+    line, parts, pos = " ".join(text.split()), [], 0
+    for code in re.finditer(r"(`+).+?\1", line):
+        parts += [line[pos : code.start()].replace("<", "&lt;"), code.group(0)]
+        pos = code.end()
+    parts.append(line[pos:].replace("<", "&lt;"))
+    return "".join(parts).replace("|", "\\|")
+
+
+def summary(component: Any) -> str:
+    """The first paragraph of a component's docstring, on one line."""
+    return " ".join((component.component_spec.description or "").strip().split("\n\n")[0].split())
+
+
+def rows(params: dict[str, Any] | None, with_default: bool, lead: str = "") -> list[str]:
+    """One Markdown table row per parameter: name, type (and default), description; after a
+    first cell `lead` when given (the step READMEs' ``in`` / ``out``)."""
+    first = f"| {lead} " if lead else ""
+    return [
+        f"{first}| `{name}` | {type_text(spec, with_default)} | {table_cell(spec.description or '')} |"
+        for name, spec in (params or {}).items()
+    ]
 
 
 def catalogue(components: dict[str, Any]) -> str:
@@ -57,12 +87,11 @@ def catalogue(components: dict[str, Any]) -> str:
     ]
     for name, component in components.items():
         spec, step = component.component_spec, STEPS[name]
-        summary = (spec.description or "").strip().split("\n\n")[0].replace("\n", " ")
         needs = ", ".join(need.value for need in step.needs) or "nothing"
-        lines += [f"## {name} (`{name}.yaml`)", "", summary, ""]
+        lines += [f"## {name} (`{name}.yaml`)", "", summary(component), ""]
         lines += [f"- image: `{spec.implementation.container.image}`", f"- needs on a cluster: {needs}", ""]
-        lines += ["| input | type | description |", "|---|---|---|", *_rows(spec.inputs, True), ""]
-        lines += ["| output | type | description |", "|---|---|---|", *_rows(spec.outputs, False), ""]
+        lines += ["| input | type | description |", "|---|---|---|", *rows(spec.inputs, True), ""]
+        lines += ["| output | type | description |", "|---|---|---|", *rows(spec.outputs, False), ""]
     return "\n".join(lines)
 
 

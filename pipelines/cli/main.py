@@ -7,6 +7,7 @@ watch --source DIR | --warehouse URI             (pipelines.triggers.watch)
 backfill mlops|continual --start T --end T       (pipelines.triggers.backfill)
 check [FILE ...]                                 (pipelines.cli.check)
 params [PIPELINE ...] [--json]                   (pipelines.cli.params)
+docs [--check]                                   (pipelines.step_docs)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipelines.cli.check import add_check_command
 from pipelines.cli.cluster import add_cluster_commands
 from pipelines.cli.params import add_params_command
 from pipelines.cli.run import add_local_options, cmd_run
+from pipelines.step_docs import add_docs_command
 from pipelines.triggers.backfill import add_backfill_command
 from pipelines.triggers.watch import add_watch_command
 from pipelines.vertex import add_vertex_options
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_backfill_command(sub)
     add_check_command(sub)
     add_params_command(sub)
+    add_docs_command(sub)
     return ap
 
 

@@ -342,4 +342,9 @@ def add_local_options(parser: argparse.ArgumentParser) -> None:
         "seconds, default 3600) or fail at once (exit 3)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last stdout line")
-    parser.add_argument("-v", "--verbose", action="store_true", help="stream every task's log")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="stream each task's output, every line under its task's name",
+    )

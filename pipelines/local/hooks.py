@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from components.progress import PROGRESS_MARK
+from pipelines.local.echo import TaskEcho
 from pipelines.local.records import FAILED, SUCCEEDED, Progress, TaskRecord
 
 # Terminal colour and cursor codes (kfp.local colours its status lines).
@@ -30,8 +31,9 @@ def write_task_logs(folder: Path, records: list[TaskRecord]) -> None:
 
 class TaskStream(io.TextIOBase):
     """Stands in for sys.stdout during a run: routes what each task thread prints into that
-    task's record and the run log, and echoes it to the terminal when verbose; otherwise a
-    task's progress lines (:data:`PROGRESS_MARK`) go to `note`."""
+    task's record and the run log, and echoes it to the terminal when verbose (each line
+    under its task's name, the executor's setup left out: :mod:`pipelines.local.echo`);
+    otherwise a task's progress lines (:data:`PROGRESS_MARK`) go to `note`."""
 
     def __init__(self, log: TextIO, echo: TextIO | None, note: Callable[[TaskRecord], None] | None = None):
         self.local = threading.local()
@@ -39,6 +41,7 @@ class TaskStream(io.TextIOBase):
         self.echo = echo
         self.note = note
         self.lock = threading.Lock()
+        self.echoes: dict[int, TaskEcho] = {}  # per task: its lines on the terminal
 
     def write(self, s: str) -> int:
         rec: TaskRecord | None = getattr(self.local, "task", None)
@@ -47,8 +50,10 @@ class TaskStream(io.TextIOBase):
             if rec is not None:
                 rec.log.append(plain)
             self.log.write(plain)
-            if self.echo is not None:
+            if self.echo is not None and rec is None:
                 self.echo.write(s)
+            elif self.echo is not None and rec is not None:
+                self.echoes.setdefault(id(rec), TaskEcho(self.echo, rec.name)).write(s)
         if rec is not None and self.note is not None and PROGRESS_MARK in s:
             for line in s.splitlines():
                 text = line.strip()
@@ -56,6 +61,13 @@ class TaskStream(io.TextIOBase):
                     rec.note = text.removeprefix(PROGRESS_MARK)
                     self.note(rec)
         return len(s)
+
+    def finish(self, rec: TaskRecord) -> None:
+        """The task ended: its last line (one without a newline) reaches the terminal too."""
+        with self.lock:
+            echo = self.echoes.pop(id(rec), None)
+            if echo is not None:
+                echo.close()
 
     def flush(self) -> None:
         with self.lock:
@@ -96,6 +108,7 @@ def observe_tasks(
         finally:
             rec.seconds = time.perf_counter() - t0
             stream.local.task = None
+            stream.finish(rec)
             progress("end", rec)
 
     task_executor.execute_single_task = observed
@@ -161,3 +174,29 @@ def named_outputs_in_conditions() -> Iterator[None]:
         yield
     finally:
         ConditionEvaluator._resolve_pipeline_channel = original
+
+
+@contextlib.contextmanager
+def run_name_as_the_backend() -> Iterator[None]:
+    """``{{$.pipeline_job_name}}`` is the run's name in every task, loop iterations too.
+
+    The KFP driver substitutes the run's display name wherever the placeholder is
+    (``backend/src/v2/driver/resolve.go``, resolveInputParameter); kfp.local substitutes the
+    resource name of the DAG the task is in, which inside a ``ParallelFor`` is the run's name
+    plus ``/for-loop-1-iteration-0``. Only the placeholder's value changes here: kfp.local
+    still files each iteration's outputs under its own folder.
+    """
+    from kfp.local import placeholder_utils
+
+    original = placeholder_utils.replace_placeholders
+
+    def replace(*args: Any, **kwargs: Any) -> Any:
+        if "pipeline_resource_name" in kwargs:
+            kwargs["pipeline_resource_name"] = str(kwargs["pipeline_resource_name"]).split("/", 1)[0]
+        return original(*args, **kwargs)
+
+    placeholder_utils.replace_placeholders = replace
+    try:
+        yield
+    finally:
+        placeholder_utils.replace_placeholders = original

@@ -26,6 +26,7 @@ from pipelines.local.hooks import (
     named_outputs_in_conditions,
     observe_tasks,
     root_logging,
+    run_name_as_the_backend,
     write_task_logs,
 )
 from pipelines.local.records import FAILED, SUCCEEDED, Progress, RunResult, TaskRecord
@@ -257,6 +258,7 @@ def run(
             starts,
             order,
             named_outputs_in_conditions(),
+            run_name_as_the_backend(),
             root_logging(stream),
             warnings.catch_warnings(),
         ):

@@ -66,6 +66,19 @@ def test_runner_records_tasks_and_follows_named_output_conditions(tmp_path) -> N
     assert "acting on x=1" in Path(result.log_file).read_text()
 
 
+def test_verbose_shows_each_tasks_own_lines_by_name_without_the_executor_input(tmp_path, capsys) -> None:
+    result = local.run(tiny, {"x": 1}, tmp_path / "runs", verbose=True)
+    assert result.status == local.SUCCEEDED
+    shown = capsys.readouterr().out
+    # Both loop iterations' lines, each under its task's name.
+    assert "[act] acting on x=1" in shown and "[act #2] acting on x=1" in shown
+    assert shown.count("[decide things] (executor input: in run.log)") == 1
+    assert "parameterValues" not in shown and "Looking for component" not in shown
+    # The run log keeps everything.
+    logged = Path(result.log_file).read_text()
+    assert logged.count("Got executor_input:") == 3 and "parameterValues" in logged
+
+
 def test_runner_skips_the_branch_when_the_condition_is_false(tmp_path) -> None:
     result = local.run(tiny, {"x": 0}, tmp_path / "runs")
     assert result.status == local.SUCCEEDED
@@ -108,16 +121,47 @@ def test_runner_refuses_what_the_kfp_backend_would_refuse_and_runs_nothing(tmp_p
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-@pytest.mark.parametrize("hook", ["task_executor", "condition"])
+@pytest.mark.parametrize("hook", ["task_executor", "condition", "placeholders"])
 def test_kfp_local_hook_points_exist(hook) -> None:
     if hook == "task_executor":
         from kfp.local.orchestrator import task_executor
 
         assert callable(task_executor.execute_single_task)
+    elif hook == "placeholders":
+        import inspect
+
+        from kfp.local import placeholder_utils, task_dispatcher
+
+        assert (
+            "pipeline_resource_name" in inspect.signature(placeholder_utils.replace_placeholders).parameters
+        )
+        # The dispatcher looks it up on the module at each call, so the runner's wrapper is used.
+        assert "placeholder_utils.replace_placeholders(" in inspect.getsource(task_dispatcher)
     else:
         from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
 
         assert isinstance(ConditionEvaluator.__dict__["_resolve_pipeline_channel"], staticmethod)
+
+
+@dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
+def name_of_run(run_name: str) -> str:
+    return run_name
+
+
+@dsl.pipeline(name="named-run")
+def named_run() -> None:
+    name_of_run(run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).set_display_name("outside")
+    with dsl.ParallelFor([1, 2]):
+        name_of_run(run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).set_display_name("inside")
+
+
+def test_the_run_name_placeholder_is_the_runs_name_inside_a_loop_too(tmp_path) -> None:
+    result = local.run(named_run, {}, tmp_path / "runs")
+    assert result.status == local.SUCCEEDED
+    # Every task's executor output, the two iterations' too (kfp.local files them apart).
+    written = sorted(Path(result.run_dir).rglob("executor_output.json"))
+    names = [json.loads(path.read_text())["parameterValues"]["Output"] for path in written]
+    assert len(names) == 3 and set(names) == {Path(result.run_dir).name}, names  # as the KFP driver does
 
 
 def test_runs_started_in_the_same_second_get_their_own_folder_and_log(tmp_path) -> None:

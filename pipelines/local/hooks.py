@@ -77,6 +77,17 @@ class TaskStream(io.TextIOBase):
 
 
 @contextlib.contextmanager
+def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    """`owner.name` is `replacement` inside the block, and what it was again after it."""
+    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+@contextlib.contextmanager
 def observe_tasks(
     stream: TaskStream, records: list[TaskRecord], progress: Progress, names: dict[str, str]
 ) -> Iterator[None]:
@@ -111,11 +122,8 @@ def observe_tasks(
             stream.finish(rec)
             progress("end", rec)
 
-    task_executor.execute_single_task = observed
-    try:
+    with _patched(task_executor, "execute_single_task", observed):
         yield
-    finally:
-        task_executor.execute_single_task = original
 
 
 @contextlib.contextmanager
@@ -169,11 +177,8 @@ def named_outputs_in_conditions() -> Iterator[None]:
                     return io_store.get_task_output("-".join(parts[:i]), "-".join(parts[i:]))
         return original.__func__(channel_ref, io_store)
 
-    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)
-    try:
+    with _patched(ConditionEvaluator, "_resolve_pipeline_channel", staticmethod(resolve)):
         yield
-    finally:
-        ConditionEvaluator._resolve_pipeline_channel = original
 
 
 @contextlib.contextmanager
@@ -195,8 +200,5 @@ def run_name_as_the_backend() -> Iterator[None]:
             kwargs["pipeline_resource_name"] = str(kwargs["pipeline_resource_name"]).split("/", 1)[0]
         return original(*args, **kwargs)
 
-    placeholder_utils.replace_placeholders = replace
-    try:
+    with _patched(placeholder_utils, "replace_placeholders", replace):
         yield
-    finally:
-        placeholder_utils.replace_placeholders = original

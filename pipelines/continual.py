@@ -19,6 +19,7 @@ rows created before that instant, so a backfilled run sees what a run at that ti
 """
 
 import functools
+from typing import Any
 
 from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
@@ -29,8 +30,8 @@ from components.monitor.component import monitor
 from components.rollback.component import rollback
 from pipelines.mlops import train_and_promote
 from pipelines.platform import wire
-from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
-from pipelines.training import DEFAULTS, PIPELINE_RUN, forward
+from pipelines.settings import CLUSTER_WAREHOUSE
+from pipelines.training import PIPELINE_RUN, training_parameters
 
 
 def build(scheduled_time: str = "") -> GraphComponent:
@@ -44,21 +45,11 @@ def build(scheduled_time: str = "") -> GraphComponent:
         description="Monitor drift of the new data against the champion's training data and act: "
         "continue, improve (retrain behind the promotion gate), inspect, or roll back.",
     )
+    @training_parameters(exclude=("param_overrides",), after={"policy_json": "optuna_storage"})
     def continual(
-        warehouse: str = CLUSTER_WAREHOUSE,
-        tracking_uri: str = CLUSTER_TRACKING_URI,
-        artifact_root: str = "",
-        optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-        policy_json: str = "{}",
-        workers: list[int] = list(DEFAULTS.workers),  # noqa: B006 - a pipeline parameter default, never mutated
-        trials_per_worker: int = DEFAULTS.trials_per_worker,
-        expected_trials: int = DEFAULTS.expected_trials,
-        trial_epochs: int = DEFAULTS.trial_epochs,
-        experiment: str = DEFAULTS.experiment,
-        margin: float = DEFAULTS.margin,
-        slice_tolerance: float = DEFAULTS.slice_tolerance,
-        as_of: str = "",
+        warehouse: str = CLUSTER_WAREHOUSE, policy_json: str = "{}", *, as_of: str = "", **training: Any
     ) -> str:
+        tracking_uri = training["tracking_uri"]
         # One snapshot for the whole run: monitor and compose see the same rows.
         snap = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
         wire(snap).set_display_name("snapshot labeled_projects")
@@ -67,7 +58,7 @@ def build(scheduled_time: str = "") -> GraphComponent:
             dataset=snap.outputs["dataset"],
             tracking_uri=tracking_uri,
             policy_json=policy_json,
-            artifact_root=artifact_root,
+            artifact_root=training["artifact_root"],
             **PIPELINE_RUN,
         )
         wire(watch).set_display_name("monitor drift")
@@ -75,10 +66,7 @@ def build(scheduled_time: str = "") -> GraphComponent:
         with dsl.If(watch.outputs["decision"] == "improve", name="improve"):
             data = compose(dataset=snap.outputs["dataset"], tracking_uri=tracking_uri)
             wire(data).set_display_name("compose retraining set")
-            retrain = train_and_promote(
-                dataset=data.outputs["retraining_set"],
-                **forward(locals()),
-            )
+            retrain = train_and_promote(dataset=data.outputs["retraining_set"], **training)
             retrain.set_display_name("retrain and gate")
         with dsl.If(watch.outputs["decision"] == "rollback", name="rollback"):
             back = rollback(

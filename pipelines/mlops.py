@@ -6,10 +6,12 @@
         -> dsl.If(promote) -> promote
 
 `train_and_promote` is a pipeline of its own so that the continual-learning pipeline can
-nest it on a composed retraining set.
+nest it on a composed retraining set. It, ``mlops`` and ``continual`` take their training
+parameters from :mod:`pipelines.training` (``@training_parameters``).
 """
 
 import functools
+from typing import Any
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
@@ -23,8 +25,8 @@ from components.promote.component import promote
 from components.study_summary.component import study_summary
 from components.train.component import train
 from pipelines.platform import wire
-from pipelines.settings import CLUSTER_OPTUNA_STORAGE, CLUSTER_TRACKING_URI, CLUSTER_WAREHOUSE
-from pipelines.training import DEFAULTS, PIPELINE_RUN, forward
+from pipelines.settings import CLUSTER_WAREHOUSE
+from pipelines.training import PIPELINE_RUN, training_parameters
 
 
 @dsl.pipeline(
@@ -32,44 +34,33 @@ from pipelines.training import DEFAULTS, PIPELINE_RUN, forward
     description="Validate a labeled dataset, tune, train and register tagifai, and promote it "
     "to champion only if it beats the current champion.",
 )
-def train_and_promote(
-    dataset: Input[Dataset],
-    tracking_uri: str = CLUSTER_TRACKING_URI,
-    artifact_root: str = "",
-    optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-    workers: list[int] = list(DEFAULTS.workers),  # noqa: B006 - a pipeline parameter default, never mutated
-    trials_per_worker: int = DEFAULTS.trials_per_worker,
-    expected_trials: int = DEFAULTS.expected_trials,
-    trial_epochs: int = DEFAULTS.trial_epochs,
-    experiment: str = DEFAULTS.experiment,
-    param_overrides: str = DEFAULTS.param_overrides,
-    margin: float = DEFAULTS.margin,
-    slice_tolerance: float = DEFAULTS.slice_tolerance,
-) -> str:
+@training_parameters()
+def train_and_promote(dataset: Input[Dataset], **training: Any) -> str:
     check = ge_validate(dataset=dataset, suite="labeled_projects")
     wire(check).set_display_name("validate dataset")
 
     # One Optuna study per run, shared by every worker through `optuna_storage`; the
     # workers and the summary find it, and its MLflow runs, by these.
+    tracking_uri, experiment = training["tracking_uri"], training["experiment"]
     study = {
         "study_name": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        "storage": optuna_storage,
+        "storage": training["optuna_storage"],
         "tracking_uri": tracking_uri,
         "experiment": experiment,
     }
-    with dsl.ParallelFor(workers, parallelism=2) as worker:
+    with dsl.ParallelFor(training["workers"], parallelism=2) as worker:
         tune = optimize(
             dataset=dataset,
             **study,
             worker=worker,
-            n_trials=trials_per_worker,
-            num_epochs=trial_epochs,
-            artifact_root=artifact_root,
+            n_trials=training["trials_per_worker"],
+            num_epochs=training["trial_epochs"],
+            artifact_root=training["artifact_root"],
             **PIPELINE_RUN,
         ).after(check)
         wire(tune).set_display_name("optimize")
 
-    best = study_summary(**study, expected_trials=expected_trials).after(tune)
+    best = study_summary(**study, expected_trials=training["expected_trials"]).after(tune)
     wire(best).set_display_name("study summary")
 
     fit = train(
@@ -77,8 +68,8 @@ def train_and_promote(
         best_params=best.outputs["best_params"],
         tracking_uri=tracking_uri,
         experiment=experiment,
-        artifact_root=artifact_root,
-        param_overrides=param_overrides,
+        artifact_root=training["artifact_root"],
+        param_overrides=training["param_overrides"],
         validation_report=check.outputs["data_docs"],  # kept with the model's run in MLflow
         **PIPELINE_RUN,
     )
@@ -88,8 +79,8 @@ def train_and_promote(
         dataset=dataset,
         candidate_version=fit.outputs["version"],
         tracking_uri=tracking_uri,
-        margin=margin,
-        slice_tolerance=slice_tolerance,
+        margin=training["margin"],
+        slice_tolerance=training["slice_tolerance"],
     )
     wire(gate).set_display_name("evaluate")
 
@@ -117,27 +108,11 @@ def build(scheduled_time: str = "") -> GraphComponent:
         description="Extract labeled_projects, validate, tune with parallel Optuna workers, train and "
         "register tagifai in MLflow, evaluate against the champion and promote only if it is better.",
     )
-    def mlops(
-        warehouse: str = CLUSTER_WAREHOUSE,
-        tracking_uri: str = CLUSTER_TRACKING_URI,
-        artifact_root: str = "",
-        optuna_storage: str = CLUSTER_OPTUNA_STORAGE,
-        workers: list[int] = list(DEFAULTS.workers),  # noqa: B006 - a pipeline parameter default, never mutated
-        trials_per_worker: int = DEFAULTS.trials_per_worker,
-        expected_trials: int = DEFAULTS.expected_trials,
-        trial_epochs: int = DEFAULTS.trial_epochs,
-        experiment: str = DEFAULTS.experiment,
-        param_overrides: str = DEFAULTS.param_overrides,
-        margin: float = DEFAULTS.margin,
-        slice_tolerance: float = DEFAULTS.slice_tolerance,
-        as_of: str = "",
-    ) -> str:
+    @training_parameters()
+    def mlops(warehouse: str = CLUSTER_WAREHOUSE, *, as_of: str = "", **training: Any) -> str:
         data = extract(warehouse=warehouse, as_of=as_of, scheduled_time=scheduled_time)
         wire(data).set_display_name("extract labeled_projects")
-        gated = train_and_promote(
-            dataset=data.outputs["dataset"],
-            **forward(locals()),
-        )
+        gated = train_and_promote(dataset=data.outputs["dataset"], **training)
         gated.set_display_name("train and promote")
         return gated.output
 

@@ -265,21 +265,3 @@ def test_step_component_refuses_a_command_it_does_not_know(monkeypatch: pytest.M
     monkeypatch.setattr(step, "KFP_EXECUTOR", "python3 -m some.other.runner")
     with pytest.raises(RuntimeError, match=r"no longer runs 'python3 -m some\.other\.runner' once"):
         step.step_component("promote_copy", image="train")(promote.python_func)
-
-
-def test_the_training_defaults_are_declared_once_and_all_three_pipelines_use_them() -> None:
-    from dataclasses import asdict
-
-    from pipelines.continual import continual
-    from pipelines.mlops import mlops, train_and_promote
-    from pipelines.training import DEFAULTS, FORWARDED
-
-    expected = {**asdict(DEFAULTS), "workers": list(DEFAULTS.workers), "expected_trials": 20}
-    for pipeline in (train_and_promote, mlops, continual):
-        inputs = pipeline.component_spec.inputs
-        for name, value in expected.items():
-            if name in inputs:
-                assert inputs[name].default == value, (pipeline.name, name)
-        # Every training parameter the outer pipeline takes reaches the nested one.
-        assert {n for n in FORWARDED if n in inputs} <= set(train_and_promote.component_spec.inputs)
-    assert set(train_and_promote.component_spec.inputs) - {"dataset"} == set(FORWARDED)

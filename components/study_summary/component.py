@@ -39,22 +39,22 @@ def study_summary(
     """
     from pathlib import Path
 
-    from components.study_summary.core import figures, load, write_summary
+    from components.study_summary.core import write_summary
     from tagifai import tracking
 
     def written() -> str | None:
         return Path(report.path).read_text() if Path(report.path).is_file() else None
 
     try:
-        summary = write_summary(study_name, storage, expected_trials, best_params.path, report.path)
+        summary, pictures = write_summary(study_name, storage, expected_trials, best_params.path, report.path)
     except BaseException:
         if tracking_uri:
             tracking.end_study_runs(tracking_uri, experiment, study_name, "FAILED", report=written())
         raise
     if tracking_uri:
-        pictures = {f"plots/{stem}.svg": svg for stem, svg in figures(load(study_name, storage)).items()}
+        files = {f"plots/{stem}.svg": svg for stem, svg in pictures.items()}
         tracking.end_study_runs(
-            tracking_uri, experiment, study_name, "FINISHED", report=written(), files=pictures
+            tracking_uri, experiment, study_name, "FINISHED", report=written(), files=files
         )
     meta = {"study_name": study_name, "finished_trials": summary.finished, "states": summary.counts}
     best_params.metadata.update({**meta, "best_trial": summary.best_trial, "best_value": summary.best_value})

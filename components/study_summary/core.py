@@ -212,18 +212,18 @@ def importance_svg(importances: dict[str, float], width: int = 640, bar: int = 2
     return "".join(parts)
 
 
-def figures(study: optuna.Study) -> dict[str, str]:
+def figures(trials: list[optuna.trial.FrozenTrial], importances: dict[str, float]) -> dict[str, str]:
     """The report's pictures by file stem (``optimization_history``, ``param_importance``): SVG
     documents, each left out when there is nothing to draw."""
-    out = {"optimization_history": history_svg(study.get_trials(deepcopy=False))}
-    importances, _ = param_importances(study)
+    out = {"optimization_history": history_svg(trials)}
     if importances:
         out["param_importance"] = importance_svg(importances)
     return {stem: svg for stem, svg in out.items() if svg}
 
 
-def render_html(study: optuna.Study, summary: StudySummary) -> str:
-    """The study report: accounting, best params, history chart, trials sorted by value."""
+def render_html(study: optuna.Study, summary: StudySummary, pictures: dict[str, str], why_not: str) -> str:
+    """The study report: accounting, best params, the `pictures` (:func:`figures`; `why_not`
+    says why the parameter importance is missing), trials sorted by value."""
     trials = study.get_trials(deepcopy=False)
     param_names = sorted({k for t in trials for k in t.params})
     ok = summary.finished == summary.expected_trials
@@ -246,7 +246,7 @@ def render_html(study: optuna.Study, summary: StudySummary) -> str:
             html.append(f"<tr><td>{escape(k)}{tuned}</td><td>{escape(_fmt(v))}</td></tr>")
         html.append("</table>")
     html.append("<h2>Optimization history</h2>")
-    history = history_svg(trials)
+    history = pictures.get("optimization_history", "")
     html.append(
         history + '\n<p class="muted">Blue dots: completed trials; grey rings: pruned trials at their last '
         "reported epoch; red line: best value so far.</p>"
@@ -254,12 +254,11 @@ def render_html(study: optuna.Study, summary: StudySummary) -> str:
         else '<p class="muted">No trial reported a value.</p>'
     )
     html.append("<h2>Parameter importance</h2>")
-    importances, why_not = param_importances(study)
-    if importances:
+    if "param_importance" in pictures:
         html.append(
             "<p>Share of the variance of the completed trials' values each parameter explains (fANOVA).</p>"
         )
-        html.append(importance_svg(importances))
+        html.append(pictures["param_importance"])
     else:
         html.append(f"<p>Not computed: {escape(why_not)}.</p>")
     html.append("<h2>Trials (best first)</h2><table><tr><th>trial</th><th>state</th><th>value</th>")
@@ -292,15 +291,18 @@ def write_summary(
     expected_trials: int,
     best_params_path: str | Path,
     report_path: str | Path,
-) -> StudySummary:
-    """Write the report (always, first), check the accounting, then write the best params JSON."""
+) -> tuple[StudySummary, dict[str, str]]:
+    """Write the report (always, first), check the accounting, then write the best params JSON;
+    the summary and the report's pictures (:func:`figures`)."""
     study = load(study_name, storage)
     summary = summarize(study, expected_trials)
+    importances, why_not = param_importances(study)
+    pictures = figures(study.get_trials(deepcopy=False), importances)
     report = Path(report_path)
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(render_html(study, summary), encoding="utf-8")
+    report.write_text(render_html(study, summary, pictures, why_not), encoding="utf-8")
     check(summary)
     out = Path(best_params_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary.best_params, indent=2, sort_keys=True))
-    return summary
+    return summary, pictures
